@@ -1,0 +1,43 @@
+#!/usr/bin/env bash
+# Installs the real components the tests use, once per machine, into a cache outside the
+# repository keyed by version (DESIGN.md, "Real components"). Safe to run again: a warm
+# machine only checks that each tool is there.
+#
+#   scripts/tools.sh            install everything, print the env file's path
+#   source "$(scripts/tools.sh)"   export TRUSTGATE_TOOLS_* for the tests
+set -euo pipefail
+
+COSIGN_VERSION=v3.1.3
+CACHE="${TRUSTGATE_CACHE:-$HOME/.cache/trustgate}"
+mkdir -p "$CACHE"
+
+log() { echo "tools: $*" >&2; }
+
+# Debian packages: the registry (distribution 2.8), the image builder and the copier.
+need_apt=()
+command -v docker-registry >/dev/null || need_apt+=(docker-registry)
+command -v umoci >/dev/null || need_apt+=(umoci)
+command -v skopeo >/dev/null || need_apt+=(skopeo)
+if [ ${#need_apt[@]} -gt 0 ]; then
+  log "apt-get install ${need_apt[*]}"
+  SUDO=""; [ "$(id -u)" = 0 ] || SUDO=sudo
+  $SUDO apt-get update -qq >&2
+  DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq --no-install-recommends "${need_apt[@]}" >&2
+fi
+
+# cosign, the real signer, built from the Go module proxy at a pinned release.
+COSIGN_DIR="$CACHE/cosign-$COSIGN_VERSION"
+if [ ! -x "$COSIGN_DIR/cosign" ]; then
+  log "building cosign $COSIGN_VERSION (a few minutes, once per machine)"
+  mkdir -p "$COSIGN_DIR"
+  GOBIN="$COSIGN_DIR" GOFLAGS=-buildvcs=false go install "github.com/sigstore/cosign/v3/cmd/cosign@$COSIGN_VERSION" >&2
+fi
+
+ENV_FILE="$CACHE/tools.env"
+cat >"$ENV_FILE" <<ENV
+export TRUSTGATE_COSIGN="$COSIGN_DIR/cosign"
+export TRUSTGATE_REGISTRY_BIN="$(command -v docker-registry)"
+export TRUSTGATE_UMOCI="$(command -v umoci)"
+export TRUSTGATE_SKOPEO="$(command -v skopeo)"
+ENV
+echo "$ENV_FILE"

@@ -1,0 +1,223 @@
+//! AdmissionReview v1 in, AdmissionReview v1 out.
+//!
+//! Start at [`review`]. Anything with a readable `request.uid` gets an AdmissionReview back
+//! (HTTP 200); a denial is a value in it, not an error. Only a body with no uid to answer to
+//! gets HTTP 400. DELETE and CONNECT are admitted; an UPDATE is evaluated only for images the
+//! old object did not already run.
+
+use std::collections::HashSet;
+use std::sync::Arc;
+
+use kube::core::admission::{AdmissionRequest, AdmissionResponse, AdmissionReview, Operation};
+use kube::core::DynamicObject;
+use serde_json::Value;
+use tokio::time::Instant;
+
+use crate::decision::{capped, Decision};
+use crate::engine::Engine;
+use crate::images::{self, ExtractError, WorkloadImage};
+use crate::policy::Labels;
+
+/// The only AdmissionReview version trustgate speaks (the API server sends v1 when a webhook
+/// lists it first in `admissionReviewVersions`).
+pub const API_VERSION: &str = "admission.k8s.io/v1";
+
+/// What the HTTP layer sends back.
+#[derive(Debug)]
+pub enum Answer {
+    /// HTTP 200 with this AdmissionReview; `decision` labels the metrics.
+    Review { body: Vec<u8>, decision: &'static str },
+    /// HTTP 400: there is no uid to answer to.
+    BadRequest(String),
+}
+
+/// Answers one AdmissionReview body before `deadline`. `labels` gives a namespace's labels.
+pub async fn review(engine: &Arc<Engine>, body: &[u8], deadline: Instant, labels: impl Fn(&str) -> Labels) -> Answer {
+    let review: AdmissionReview<DynamicObject> = match serde_json::from_slice(body) {
+        Ok(r) => r,
+        Err(e) => {
+            return match salvage_uid(body) {
+                Some(uid) => reject(uid, format!("trustgate could not read this AdmissionReview: {e}")),
+                None => Answer::BadRequest(format!("not an AdmissionReview ({e})")),
+            };
+        }
+    };
+    let version_ok = review.types.api_version == API_VERSION && review.types.kind == "AdmissionReview";
+    let Some(request) = review.request.as_ref() else {
+        return Answer::BadRequest("AdmissionReview has no request".into());
+    };
+    if request.uid.is_empty() {
+        return Answer::BadRequest("AdmissionReview request has no uid".into());
+    }
+    if !version_ok {
+        let (v, k) = (&review.types.api_version, &review.types.kind);
+        return reject(request.uid.clone(), format!("trustgate speaks AdmissionReview {API_VERSION}, not {k} {v}; list v1 in the webhook's admissionReviewVersions"));
+    }
+    let request: AdmissionRequest<DynamicObject> = review.try_into().expect("request presence checked above");
+    let started = std::time::Instant::now();
+    let (response, decision) = evaluate(engine, &request, deadline, labels).await;
+    let review = response.into_review();
+    tracing::debug!(uid = %request.uid, elapsed_ms = started.elapsed().as_secs_f64() * 1e3, "answered");
+    Answer::Review { body: serde_json::to_vec(&review).expect("an AdmissionReview always serialises"), decision }
+}
+
+/// Best effort at the uid of a body that does not deserialise as an AdmissionReview.
+fn salvage_uid(body: &[u8]) -> Option<String> {
+    let v: Value = serde_json::from_slice(body).ok()?;
+    v.get("request")?.get("uid")?.as_str().filter(|s| !s.is_empty()).map(str::to_owned)
+}
+
+fn reject(uid: String, message: String) -> Answer {
+    let mut response = AdmissionResponse::invalid(message);
+    response.uid = uid;
+    Answer::Review { body: serde_json::to_vec(&response.into_review()).expect("serialises"), decision: "error" }
+}
+
+fn subject(request: &AdmissionRequest<DynamicObject>) -> String {
+    let name = if !request.name.is_empty() {
+        request.name.clone()
+    } else {
+        request
+            .object
+            .as_ref()
+            .and_then(|o| o.metadata.generate_name.clone())
+            .map(|g| format!("{g}*"))
+            .unwrap_or_default()
+    };
+    match &request.namespace {
+        Some(ns) => format!("{} {ns}/{name}", request.kind.kind),
+        None => format!("{} {name}", request.kind.kind),
+    }
+}
+
+async fn evaluate(
+    engine: &Arc<Engine>,
+    request: &AdmissionRequest<DynamicObject>,
+    deadline: Instant,
+    labels: impl Fn(&str) -> Labels,
+) -> (AdmissionResponse, &'static str) {
+    let allow = AdmissionResponse::from(request);
+    if matches!(request.operation, Operation::Delete | Operation::Connect) {
+        return (allow, "allowed");
+    }
+    let subject = subject(request);
+    let Some(object) = &request.object else {
+        return (allow.deny(format!("trustgate denied {subject}: the request carries no object to evaluate")), "error");
+    };
+    let kind = request.kind.kind.as_str();
+    let mut images = match images::extract(kind, &object.data) {
+        Ok(images) => images,
+        Err(ExtractError::NotAWorkload(_)) => {
+            let mut r = allow;
+            r.warnings =
+                Some(vec![format!("trustgate: {kind} is not a workload kind it evaluates; admitted unchecked")]);
+            return (r, "allowed");
+        }
+        Err(e) => return (allow.deny(format!("trustgate denied {subject}: {e}")), "error"),
+    };
+    if request.operation == Operation::Update {
+        if let Some(old) = &request.old_object {
+            let before: HashSet<String> =
+                images::extract(kind, &old.data).unwrap_or_default().into_iter().map(|i| i.image).collect();
+            images.retain(|i| !before.contains(&i.image));
+        }
+    }
+    if images.is_empty() {
+        return (allow, "allowed");
+    }
+    let namespace = request.namespace.clone().unwrap_or_default();
+    let decision = engine.evaluate(&images, &labels(&namespace), deadline).await;
+    log_decision(request, &subject, &images, &decision);
+    respond(allow, &subject, &decision)
+}
+
+fn respond(allow: AdmissionResponse, subject: &str, decision: &Decision) -> (AdmissionResponse, &'static str) {
+    let mut response = allow;
+    if !decision.warnings.is_empty() {
+        response.warnings = Some(capped(&decision.warnings).into_iter().map(|w| format!("trustgate: {w}")).collect());
+    }
+    if decision.allowed {
+        let label = if decision.warnings.is_empty() { "allowed" } else { "warned" };
+        return (response, label);
+    }
+    let mut response = response.deny(decision.message(subject));
+    response.result.code = 403;
+    response.result.reason = "Forbidden".into();
+    (response, "denied")
+}
+
+fn log_decision(
+    request: &AdmissionRequest<DynamicObject>,
+    subject: &str,
+    images: &[WorkloadImage],
+    decision: &Decision,
+) {
+    let images: Vec<&str> = images.iter().map(|i| i.image.as_str()).collect();
+    let outcome = if !decision.allowed {
+        "denied"
+    } else if !decision.warnings.is_empty() {
+        "warned"
+    } else {
+        "allowed"
+    };
+    tracing::info!(
+        uid = %request.uid,
+        namespace = request.namespace.as_deref().unwrap_or_default(),
+        object = subject,
+        operation = ?request.operation,
+        dry_run = request.dry_run,
+        images = ?images,
+        outcome,
+        denials = ?decision.denials,
+        warnings = ?decision.warnings,
+        audits = ?decision.audits,
+        "admission decision"
+    );
+}
+
+/// Parses the API server's `?timeout=` (a Go duration such as `10s`, `1m30s` or `500ms`).
+pub fn parse_go_duration(s: &str) -> Option<std::time::Duration> {
+    let mut total = 0f64;
+    let mut rest = s.trim();
+    if rest.is_empty() {
+        return None;
+    }
+    while !rest.is_empty() {
+        let num_end = rest.find(|c: char| !(c.is_ascii_digit() || c == '.')).unwrap_or(rest.len());
+        if num_end == 0 {
+            return None;
+        }
+        let n: f64 = rest[..num_end].parse().ok()?;
+        rest = &rest[num_end..];
+        let unit_end = rest.find(|c: char| c.is_ascii_digit() || c == '.').unwrap_or(rest.len());
+        let scale = match &rest[..unit_end] {
+            "h" => 3600.0,
+            "m" => 60.0,
+            "s" => 1.0,
+            "ms" => 1e-3,
+            "us" | "µs" => 1e-6,
+            "ns" => 1e-9,
+            _ => return None,
+        };
+        total += n * scale;
+        rest = &rest[unit_end..];
+    }
+    Some(std::time::Duration::from_secs_f64(total))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::time::Duration;
+
+    #[test]
+    fn go_durations() {
+        assert_eq!(parse_go_duration("10s"), Some(Duration::from_secs(10)));
+        assert_eq!(parse_go_duration("1m30s"), Some(Duration::from_secs(90)));
+        assert_eq!(parse_go_duration("500ms"), Some(Duration::from_millis(500)));
+        assert_eq!(parse_go_duration("1.5s"), Some(Duration::from_millis(1500)));
+        assert_eq!(parse_go_duration(""), None);
+        assert_eq!(parse_go_duration("10"), None);
+        assert_eq!(parse_go_duration("ten seconds"), None);
+    }
+}

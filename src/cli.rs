@@ -1,0 +1,551 @@
+//! The command line: `serve`, `verify`, `evaluate` and `crds`, each a thin front end over the
+//! same [`Engine`] the webhook uses, so a developer gets the cluster's answer locally.
+//!
+//! Every flag can also come from a `TRUSTGATE_*` environment variable. Flags are turned once
+//! into validated settings; all configuration errors are reported together.
+
+use std::io::Read as _;
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+use std::sync::atomic::AtomicBool;
+use std::sync::Arc;
+use std::time::Duration;
+
+use clap::{Args, Parser, Subcommand, ValueEnum};
+use kube::CustomResourceExt;
+use serde_json::Value;
+
+use crate::admission::parse_go_duration;
+use crate::cache::{CacheConfig, Caches};
+use crate::decision::{Decision, Outcome, Unmatched};
+use crate::engine::Engine;
+use crate::evidence::{Credentials, CredentialsError, Limits, RegistryClient, RegistryConfig, RegistryConfigError};
+use crate::images::{self, WorkloadImage};
+use crate::metrics::Metrics;
+use crate::policy::{ClusterImagePolicy, Labels, LoadError, PolicySet, NAMESPACE_NAME_LABEL};
+use crate::server::{self, AppState, Bound, CertSource, ServeError, Settings};
+
+/// Admit only container images with verified supply-chain evidence.
+#[derive(Debug, Parser)]
+#[command(name = "trustgate", version, about, propagate_version = true)]
+pub struct Cli {
+    /// Log format.
+    #[arg(long, global = true, value_enum, default_value = "text", env = "TRUSTGATE_LOG_FORMAT")]
+    pub log_format: LogFormat,
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+/// Log output format.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum LogFormat {
+    Text,
+    Json,
+}
+
+/// Output format of `verify` and `evaluate`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum Output {
+    Text,
+    Json,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Run the admission webhook.
+    Serve(ServeArgs),
+    /// Verify one image against the policies, as the webhook would.
+    Verify(VerifyArgs),
+    /// Decide every workload of a manifest, as the webhook would.
+    Evaluate(EvaluateArgs),
+    /// Print the ClusterImagePolicy CRD generated from the code.
+    Crds(CrdsArgs),
+}
+
+/// How to reach registries and what to trust from them.
+#[derive(Debug, Clone, Args)]
+pub struct RegistryArgs {
+    /// Reach this registry (HOST:PORT) over plain HTTP. Repeatable.
+    #[arg(
+        long = "insecure-registry",
+        value_name = "HOST:PORT",
+        env = "TRUSTGATE_INSECURE_REGISTRIES",
+        value_delimiter = ','
+    )]
+    pub insecure_registries: Vec<String>,
+    /// Extra CA bundle (PEM) for registry TLS. Repeatable.
+    #[arg(long = "registry-ca", value_name = "FILE", env = "TRUSTGATE_REGISTRY_CA", value_delimiter = ',')]
+    pub registry_ca: Vec<PathBuf>,
+    /// Docker config.json with registry credentials (`auths`).
+    #[arg(long, value_name = "FILE", env = "TRUSTGATE_REGISTRY_CONFIG")]
+    pub registry_config: Option<PathBuf>,
+    /// Deadline of each registry request.
+    #[arg(long, value_name = "DURATION", default_value = "5s", value_parser = duration, env = "TRUSTGATE_REGISTRY_TIMEOUT")]
+    pub registry_timeout: Duration,
+}
+
+/// Where policies come from and what to do with images they do not cover.
+#[derive(Debug, Clone, Args)]
+pub struct PolicyArgs {
+    /// Directory of ClusterImagePolicy YAML files (every *.yaml / *.yml, multi-document).
+    #[arg(long, value_name = "DIR", env = "TRUSTGATE_POLICIES")]
+    pub policies: Option<PathBuf>,
+    /// What to do with an image no policy matches.
+    #[arg(long, value_enum, default_value = "deny", env = "TRUSTGATE_UNMATCHED")]
+    pub unmatched: Unmatched,
+}
+
+/// Decision cache settings.
+#[derive(Debug, Clone, Args)]
+pub struct CacheArgs {
+    /// How long a passing decision is reused.
+    #[arg(long, value_name = "DURATION", default_value = "10m", value_parser = duration, env = "TRUSTGATE_CACHE_TTL")]
+    pub cache_ttl: Duration,
+    /// How long a failing decision is reused (short, so a fresh signature is seen soon).
+    #[arg(long, value_name = "DURATION", default_value = "30s", value_parser = duration, env = "TRUSTGATE_NEGATIVE_CACHE_TTL")]
+    pub negative_cache_ttl: Duration,
+    /// How long a tag → digest answer is reused (bounds how long a moved tag goes unseen).
+    #[arg(long, value_name = "DURATION", default_value = "15s", value_parser = duration, env = "TRUSTGATE_TAG_CACHE_TTL")]
+    pub tag_cache_ttl: Duration,
+    /// Most decisions cached.
+    #[arg(long, value_name = "N", default_value_t = 20_000, env = "TRUSTGATE_CACHE_SIZE")]
+    pub cache_size: u64,
+}
+
+#[derive(Debug, Clone, Args)]
+pub struct ServeArgs {
+    /// HTTPS address of the webhook.
+    #[arg(long, default_value = "0.0.0.0:8443", env = "TRUSTGATE_LISTEN")]
+    pub listen: SocketAddr,
+    /// Plain-HTTP address of /healthz, /readyz and /metrics.
+    #[arg(long, default_value = "0.0.0.0:8080", env = "TRUSTGATE_PROBE_LISTEN")]
+    pub probe_listen: SocketAddr,
+    /// Serving certificate chain (PEM); reloaded when it changes.
+    #[arg(long, value_name = "FILE", env = "TRUSTGATE_TLS_CERT")]
+    pub tls_cert: Option<PathBuf>,
+    /// Serving private key (PEM); reloaded when it changes.
+    #[arg(long, value_name = "FILE", env = "TRUSTGATE_TLS_KEY")]
+    pub tls_key: Option<PathBuf>,
+    /// Generate a CA and serving certificate at start (local use).
+    #[arg(long, env = "TRUSTGATE_SELF_SIGNED")]
+    pub self_signed: bool,
+    /// Where --self-signed writes its CA certificate, for clients to trust.
+    #[arg(long, value_name = "FILE", default_value = "trustgate-ca.pem", env = "TRUSTGATE_SELF_SIGNED_CA")]
+    pub self_signed_ca: PathBuf,
+    /// Names (DNS or IP) on the self-signed certificate, besides localhost and 127.0.0.1.
+    #[arg(long = "self-signed-name", value_name = "NAME", env = "TRUSTGATE_SELF_SIGNED_NAMES", value_delimiter = ',')]
+    pub self_signed_names: Vec<String>,
+    /// Largest AdmissionReview body accepted.
+    #[arg(long, value_name = "BYTES", default_value_t = 6 << 20, env = "TRUSTGATE_MAX_REQUEST_BYTES")]
+    pub max_request_bytes: usize,
+    /// Deadline when the API server sends no ?timeout=.
+    #[arg(long, value_name = "DURATION", default_value = "10s", value_parser = duration, env = "TRUSTGATE_DEFAULT_TIMEOUT")]
+    pub default_timeout: Duration,
+    #[command(flatten)]
+    pub policy: PolicyArgs,
+    #[command(flatten)]
+    pub registry: RegistryArgs,
+    #[command(flatten)]
+    pub cache: CacheArgs,
+}
+
+#[derive(Debug, Clone, Args)]
+pub struct VerifyArgs {
+    /// The image reference, as a workload would name it.
+    pub image: String,
+    /// Labels of the namespace to decide for (k=v,k=v), for namespaceSelector.
+    #[arg(long, value_name = "K=V,...", env = "TRUSTGATE_NAMESPACE_LABELS", value_parser = labels)]
+    pub namespace_labels: Option<Labels>,
+    #[arg(long, short, value_enum, default_value = "text", env = "TRUSTGATE_OUTPUT")]
+    pub output: Output,
+    /// How long to wait for registries before giving up.
+    #[arg(long, value_name = "DURATION", default_value = "30s", value_parser = duration, env = "TRUSTGATE_TIMEOUT")]
+    pub timeout: Duration,
+    #[command(flatten)]
+    pub policy: PolicyArgs,
+    #[command(flatten)]
+    pub registry: RegistryArgs,
+}
+
+#[derive(Debug, Clone, Args)]
+pub struct EvaluateArgs {
+    /// Manifest file (multi-document YAML or JSON, or a List); `-` reads standard input.
+    #[arg(short = 'f', long = "filename", value_name = "FILE")]
+    pub file: PathBuf,
+    /// Namespace for objects that do not name one.
+    #[arg(long, short = 'n', default_value = "default", env = "TRUSTGATE_NAMESPACE")]
+    pub namespace: String,
+    /// Extra labels of the namespace (k=v,k=v), for namespaceSelector.
+    #[arg(long, value_name = "K=V,...", env = "TRUSTGATE_NAMESPACE_LABELS", value_parser = labels)]
+    pub namespace_labels: Option<Labels>,
+    #[arg(long, short, value_enum, default_value = "text", env = "TRUSTGATE_OUTPUT")]
+    pub output: Output,
+    /// How long to wait for registries before giving up.
+    #[arg(long, value_name = "DURATION", default_value = "30s", value_parser = duration, env = "TRUSTGATE_TIMEOUT")]
+    pub timeout: Duration,
+    #[command(flatten)]
+    pub policy: PolicyArgs,
+    #[command(flatten)]
+    pub registry: RegistryArgs,
+}
+
+#[derive(Debug, Clone, Args)]
+pub struct CrdsArgs {
+    /// Write `clusterimagepolicies.yaml` into this directory instead of printing it.
+    #[arg(long, value_name = "DIR")]
+    pub out_dir: Option<PathBuf>,
+}
+
+fn duration(s: &str) -> Result<Duration, String> {
+    parse_go_duration(s).ok_or_else(|| format!("{s:?} is not a duration (e.g. 500ms, 10s, 5m, 1h)"))
+}
+
+fn labels(s: &str) -> Result<Labels, String> {
+    s.split(',')
+        .filter(|p| !p.trim().is_empty())
+        .map(|pair| match pair.split_once('=') {
+            Some((k, v)) if !k.trim().is_empty() => Ok((k.trim().to_owned(), v.trim().to_owned())),
+            _ => Err(format!("{pair:?} is not key=value")),
+        })
+        .collect()
+}
+
+/// Why a command could not run (distinct from a denial, which is an exit code).
+#[derive(Debug, thiserror::Error)]
+pub enum CliError {
+    #[error("invalid configuration:\n  {}", .0.join("\n  "))]
+    Config(Vec<String>),
+    #[error("loading policies")]
+    Policies(#[from] LoadError),
+    #[error(transparent)]
+    Registry(#[from] RegistryConfigError),
+    #[error(transparent)]
+    Credentials(#[from] CredentialsError),
+    #[error(transparent)]
+    Serve(#[from] ServeError),
+    #[error("reading {path}")]
+    Read {
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("{path}: document {index} is not valid YAML")]
+    Manifest {
+        path: PathBuf,
+        index: usize,
+        #[source]
+        source: serde_yaml::Error,
+    },
+    #[error("writing {path}")]
+    Write {
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+}
+
+/// Exit codes of `verify` and `evaluate`.
+pub mod exit {
+    /// Every workload admitted.
+    pub const ADMITTED: u8 = 0;
+    /// At least one workload denied.
+    pub const DENIED: u8 = 1;
+    /// Could not evaluate (registry unreachable, bad configuration or policies).
+    pub const ERROR: u8 = 2;
+}
+
+fn build_engine(
+    policy: &PolicyArgs,
+    registry: &RegistryArgs,
+    cache: CacheConfig,
+    metrics: Arc<Metrics>,
+) -> Result<Arc<Engine>, CliError> {
+    let mut problems = Vec::new();
+    if policy.policies.is_none() {
+        problems.push("--policies DIR is required (reading policies from the cluster is not available yet)".to_owned());
+    }
+    for host in &registry.insecure_registries {
+        if host.is_empty() || host.contains('/') {
+            problems.push(format!("--insecure-registry {host:?} must be HOST or HOST:PORT"));
+        }
+    }
+    if !problems.is_empty() {
+        return Err(CliError::Config(problems));
+    }
+    let policies = PolicySet::load_dir(policy.policies.as_deref().expect("checked above"))?;
+    let credentials = match &registry.registry_config {
+        Some(path) => Credentials::from_docker_config(path)?,
+        None => Credentials::default(),
+    };
+    let client = RegistryClient::new(
+        RegistryConfig {
+            insecure: registry.insecure_registries.clone(),
+            ca_files: registry.registry_ca.clone(),
+            credentials,
+            timeout: registry.registry_timeout,
+            limits: Limits::default(),
+        },
+        metrics.clone(),
+    )?;
+    Ok(Arc::new(Engine::new(policies, Arc::new(client), Caches::new(cache), policy.unmatched, metrics)))
+}
+
+/// Runs `serve` until SIGTERM.
+pub async fn serve(args: ServeArgs) -> Result<(), CliError> {
+    let mut problems = Vec::new();
+    let certs = match (&args.tls_cert, &args.tls_key, args.self_signed) {
+        (Some(cert), Some(key), false) => {
+            Some(CertSource::Files { cert: cert.clone(), key: key.clone(), reload_interval: Duration::from_secs(2) })
+        }
+        (None, None, true) => {
+            let mut names = vec!["localhost".to_owned(), "127.0.0.1".to_owned(), "::1".to_owned()];
+            names.extend(args.self_signed_names.iter().cloned());
+            Some(CertSource::SelfSigned { names, ca_out: args.self_signed_ca.clone() })
+        }
+        (_, _, true) => {
+            problems.push("--self-signed cannot be combined with --tls-cert/--tls-key".to_owned());
+            None
+        }
+        (None, None, false) => {
+            problems.push("give --tls-cert and --tls-key, or --self-signed for local use".to_owned());
+            None
+        }
+        _ => {
+            problems.push("--tls-cert and --tls-key go together".to_owned());
+            None
+        }
+    };
+    if args.max_request_bytes < 3 << 20 {
+        problems
+            .push(format!("--max-request-bytes {} is below the 3 MiB the API server may send", args.max_request_bytes));
+    }
+    if args.policy.policies.is_none() {
+        problems.push("--policies DIR is required (reading policies from the cluster is not available yet)".to_owned());
+    }
+    if !problems.is_empty() {
+        return Err(CliError::Config(problems));
+    }
+    let metrics = Arc::new(Metrics::default());
+    let cache = CacheConfig {
+        positive_ttl: args.cache.cache_ttl,
+        negative_ttl: args.cache.negative_cache_ttl,
+        tag_ttl: args.cache.tag_cache_ttl,
+        max_entries: args.cache.cache_size,
+    };
+    let engine = build_engine(&args.policy, &args.registry, cache, metrics.clone())?;
+    tracing::info!(policies = engine.policies().policies().len(), unmatched = ?args.policy.unmatched, "policies loaded");
+    let state = AppState {
+        engine,
+        metrics,
+        ready: Arc::new(AtomicBool::new(false)),
+        settings: Settings {
+            max_body_bytes: args.max_request_bytes,
+            default_timeout: args.default_timeout,
+            ..Settings::default()
+        },
+    };
+    let bound = Bound::bind(args.listen, args.probe_listen, certs.expect("checked above"), state).await?;
+    bound.run(server::shutdown_signal()).await;
+    Ok(())
+}
+
+/// Runs `verify`; returns the exit code.
+pub async fn verify(args: VerifyArgs) -> Result<ExitCode, CliError> {
+    let engine = build_engine(&args.policy, &args.registry, CacheConfig::default(), Arc::new(Metrics::default()))?;
+    let images = [WorkloadImage { path: "image".into(), container: String::new(), image: args.image.clone() }];
+    let labels = args.namespace_labels.unwrap_or_default();
+    let decision = engine.evaluate(&images, &labels, tokio::time::Instant::now() + args.timeout).await;
+    match args.output {
+        Output::Json => println!("{}", serde_json::to_string_pretty(&decision.to_json()).expect("serialises")),
+        Output::Text => print_text(&args.image, &decision),
+    }
+    Ok(ExitCode::from(exit_code(&decision)))
+}
+
+/// Runs `evaluate`; returns the exit code.
+pub async fn evaluate(args: EvaluateArgs) -> Result<ExitCode, CliError> {
+    let text = if args.file == Path::new("-") {
+        let mut s = String::new();
+        std::io::stdin().read_to_string(&mut s).map_err(|source| CliError::Read { path: args.file.clone(), source })?;
+        s
+    } else {
+        std::fs::read_to_string(&args.file).map_err(|source| CliError::Read { path: args.file.clone(), source })?
+    };
+    let objects = manifest_objects(&text, &args.file)?;
+    let engine = build_engine(&args.policy, &args.registry, CacheConfig::default(), Arc::new(Metrics::default()))?;
+    let deadline = tokio::time::Instant::now() + args.timeout;
+    let mut worst = exit::ADMITTED;
+    let mut results = Vec::new();
+    for object in &objects {
+        let kind = object.get("kind").and_then(Value::as_str).unwrap_or_default();
+        let name = object.pointer("/metadata/name").and_then(Value::as_str).unwrap_or_default();
+        let namespace = object.pointer("/metadata/namespace").and_then(Value::as_str).unwrap_or(&args.namespace);
+        let subject = format!("{kind} {namespace}/{name}");
+        let images = match images::extract(kind, object) {
+            Ok(images) => images,
+            Err(images::ExtractError::NotAWorkload(_)) => {
+                if args.output == Output::Text {
+                    println!("skipped {subject}: not a workload kind");
+                }
+                continue;
+            }
+            Err(e) => {
+                worst = worst.max(exit::DENIED);
+                if args.output == Output::Text {
+                    println!("DENIED {subject}\n  {e}");
+                }
+                results.push(serde_json::json!({"object": subject, "allowed": false, "error": e.to_string()}));
+                continue;
+            }
+        };
+        let mut labels = args.namespace_labels.clone().unwrap_or_default();
+        labels.insert(NAMESPACE_NAME_LABEL.to_owned(), namespace.to_owned());
+        let decision = engine.evaluate(&images, &labels, deadline).await;
+        worst = worst.max(exit_code(&decision));
+        match args.output {
+            Output::Text => print_text(&subject, &decision),
+            Output::Json => {
+                let mut j = decision.to_json();
+                j["object"] = Value::String(subject);
+                results.push(j);
+            }
+        }
+    }
+    if args.output == Output::Json {
+        println!("{}", serde_json::to_string_pretty(&serde_json::json!({"objects": results})).expect("serialises"));
+    }
+    Ok(ExitCode::from(worst))
+}
+
+/// Every object of a manifest stream, with `List` items flattened.
+fn manifest_objects(text: &str, path: &Path) -> Result<Vec<Value>, CliError> {
+    use serde::Deserialize;
+    let mut out = Vec::new();
+    for (i, doc) in serde_yaml::Deserializer::from_str(text).enumerate() {
+        let value =
+            Value::deserialize(doc).map_err(|source| CliError::Manifest { path: path.into(), index: i + 1, source })?;
+        match value {
+            Value::Null => {}
+            Value::Object(ref o) if o.get("kind").and_then(Value::as_str).is_some_and(|k| k.ends_with("List")) => {
+                out.extend(o.get("items").and_then(Value::as_array).cloned().unwrap_or_default());
+            }
+            v => out.push(v),
+        }
+    }
+    Ok(out)
+}
+
+/// 0 admitted; 1 denied for a reason found; 2 denied only because evaluation failed.
+fn exit_code(decision: &Decision) -> u8 {
+    if decision.allowed {
+        return exit::ADMITTED;
+    }
+    let definite = decision.images.iter().any(|i| {
+        !i.allowed(decision.unmatched)
+            && (i.problem.is_some()
+                || i.policies
+                    .iter()
+                    .any(|p| p.mode == crate::policy::Mode::Enforce && matches!(p.outcome, Outcome::Failed(_))))
+    });
+    if definite {
+        exit::DENIED
+    } else {
+        exit::ERROR
+    }
+}
+
+fn print_text(subject: &str, decision: &Decision) {
+    if decision.allowed {
+        println!("ADMITTED {subject}");
+    } else {
+        println!("DENIED {subject}");
+    }
+    for line in &decision.denials {
+        println!("  {line}");
+    }
+    for line in &decision.warnings {
+        println!("  warning: {line}");
+    }
+    for line in &decision.audits {
+        println!("  audit: {line}");
+    }
+    for image in decision.images.iter().filter(|i| i.allowed(decision.unmatched)) {
+        for p in &image.policies {
+            if let Outcome::Passed { verified_by } = &p.outcome {
+                let by = if verified_by.is_empty() {
+                    String::new()
+                } else {
+                    format!(", signed by [{}]", verified_by.join(", "))
+                };
+                let digest = image.digest.as_ref().map(|d| format!(" ({d})")).unwrap_or_default();
+                println!("  {} {}{digest}: policy {:?} passed{by}", image.path, image.image, p.policy);
+            }
+        }
+    }
+}
+
+/// The CRD YAML generated from the Rust types.
+pub fn crd_yaml() -> String {
+    format!(
+        "# Generated by `trustgate crds`; do not edit.\n{}",
+        serde_yaml::to_string(&ClusterImagePolicy::crd()).expect("a CRD serialises")
+    )
+}
+
+/// Runs `crds`.
+pub fn crds(args: CrdsArgs) -> Result<(), CliError> {
+    match args.out_dir {
+        None => print!("{}", crd_yaml()),
+        Some(dir) => {
+            let path = dir.join("clusterimagepolicies.yaml");
+            std::fs::create_dir_all(&dir)
+                .and_then(|_| std::fs::write(&path, crd_yaml()))
+                .map_err(|source| CliError::Write { path, source })?;
+        }
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_committed_crd_matches_the_code() {
+        let committed = std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/manifests/crds/clusterimagepolicies.yaml"))
+            .expect("manifests/crds/clusterimagepolicies.yaml exists; generate it with `trustgate crds --out-dir manifests/crds`");
+        assert!(
+            committed == crd_yaml(),
+            "manifests/crds/clusterimagepolicies.yaml is stale: run `cargo run -- crds --out-dir manifests/crds`"
+        );
+    }
+
+    #[test]
+    fn flags_parse_with_clear_errors() {
+        assert_eq!(labels("a=b, c=d").unwrap().len(), 2);
+        assert!(labels("nope").is_err());
+        assert!(duration("ten").unwrap_err().contains("not a duration"));
+        let cli = Cli::try_parse_from([
+            "trustgate",
+            "verify",
+            "nginx",
+            "--policies",
+            "p",
+            "--insecure-registry",
+            "127.0.0.1:5000",
+            "--insecure-registry",
+            "r:1",
+        ])
+        .unwrap();
+        let Command::Verify(v) = cli.command else { panic!() };
+        assert_eq!(v.registry.insecure_registries, ["127.0.0.1:5000", "r:1"]);
+    }
+
+    #[test]
+    fn manifests_flatten_lists() {
+        let text = "kind: List\nitems:\n  - kind: Pod\n  - kind: Job\n---\nkind: ConfigMap\n---\n";
+        let objects = manifest_objects(text, Path::new("x")).unwrap();
+        assert_eq!(objects.len(), 3);
+    }
+}

@@ -1,0 +1,449 @@
+//! Decisions: per image and per policy, aggregated into allow / deny / warn, and the messages a
+//! developer reads. Pure: no IO, no clocks.
+//!
+//! Start at [`decide`]. Every failing image gets one line that names its field path, the image
+//! and digest, the policy, what failed, and how to fix it.
+
+use std::time::Duration;
+
+use serde_json::{json, Value};
+
+use crate::evidence::RegistryError;
+use crate::images::Digest;
+use crate::policy::Mode;
+
+/// The most lines one denial or warning list carries; the API server shows the message to a
+/// person, and a 10,000-container object must not produce a megabyte of text.
+pub const MAX_LINES: usize = 20;
+
+/// What the operator chose for images that no policy governs.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, clap::ValueEnum)]
+pub enum Unmatched {
+    /// Deny them (zero trust).
+    #[default]
+    Deny,
+    /// Admit them.
+    Allow,
+}
+
+/// A reason an image fails a policy.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Finding {
+    /// The policy has `requireDigest` and the image is referenced by tag.
+    DigestRequired,
+    /// No signature exists for the digest.
+    NotSigned { authorities: Vec<String> },
+    /// Signatures exist, none verifies with a policy key.
+    UntrustedSignatures { found: usize, authorities: Vec<String> },
+    /// A policy key signed another digest; the signature was copied onto this image.
+    SignedForAnotherDigest { signed_for: Vec<String>, authorities: Vec<String> },
+    /// Fewer distinct authorities verified than the threshold.
+    ThresholdNotMet { verified: Vec<String>, threshold: usize, authorities: Vec<String> },
+}
+
+impl Finding {
+    /// Stable name for JSON output.
+    pub fn kind(&self) -> &'static str {
+        match self {
+            Finding::DigestRequired => "digest-required",
+            Finding::NotSigned { .. } => "not-signed",
+            Finding::UntrustedSignatures { .. } => "untrusted-signature",
+            Finding::SignedForAnotherDigest { .. } => "digest-mismatch",
+            Finding::ThresholdNotMet { .. } => "threshold-not-met",
+        }
+    }
+
+    /// What failed, in a developer's terms.
+    pub fn message(&self) -> String {
+        match self {
+            Finding::DigestRequired => "referenced by tag, but the policy requires a digest".into(),
+            Finding::NotSigned { authorities } => {
+                format!("no signature found; the policy requires one verified by {}", list(authorities))
+            }
+            Finding::UntrustedSignatures { found, authorities } => format!(
+                "{found} signature{} found, none verified by any of {} (signed with another key, or altered)",
+                if *found == 1 { "" } else { "s" },
+                list(authorities)
+            ),
+            Finding::SignedForAnotherDigest { signed_for, authorities } => format!(
+                "the signature by {} is for another image ({}), not this digest; a signature was copied",
+                list(authorities),
+                signed_for.join(", ")
+            ),
+            Finding::ThresholdNotMet { verified, threshold, authorities } => format!(
+                "verified by {} but the policy requires {threshold} of {}",
+                if verified.is_empty() { "none".into() } else { list(verified) },
+                list(authorities)
+            ),
+        }
+    }
+
+    /// How to fix it, for `image` (repository) pinned at `digest`.
+    pub fn hint(&self, pinned: &str) -> String {
+        match self {
+            Finding::DigestRequired => format!("reference the image by digest: {pinned}"),
+            Finding::ThresholdNotMet { verified, authorities, .. } => {
+                let missing: Vec<String> = authorities.iter().filter(|a| !verified.contains(a)).cloned().collect();
+                format!("also sign with the key of {}: cosign sign --key <key> {pinned}", list(&missing))
+            }
+            _ => format!("sign with: cosign sign --key <key> {pinned}"),
+        }
+    }
+}
+
+fn list(names: &[String]) -> String {
+    format!("[{}]", names.join(", "))
+}
+
+/// Why an image could not be evaluated against a policy. These deny under `enforce` (trustgate
+/// fails closed) and say so, distinct from every [`Finding`].
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum EvalError {
+    #[error("could not evaluate: {0}")]
+    Registry(#[from] RegistryError),
+    #[error("could not evaluate within the {0:?} admission deadline (a registry is slow or unreachable)")]
+    Deadline(Duration),
+}
+
+impl EvalError {
+    /// Stable name for JSON output.
+    pub fn kind(&self) -> &'static str {
+        match self {
+            EvalError::Registry(e) => e.kind(),
+            EvalError::Deadline(_) => "deadline-exceeded",
+        }
+    }
+}
+
+/// The result of one policy for one image.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Outcome {
+    /// Every requirement is met; `verified_by` names the authorities whose signatures verified.
+    Passed {
+        verified_by: Vec<String>,
+    },
+    Failed(Vec<Finding>),
+    Error(EvalError),
+}
+
+/// One policy's verdict on one image.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PolicyResult {
+    pub policy: String,
+    pub mode: Mode,
+    pub outcome: Outcome,
+}
+
+/// A problem with the image itself, before any policy.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ImageProblem {
+    /// No policy governs the image.
+    Unmatched { repository: String },
+    /// The reference does not parse.
+    InvalidReference(String),
+}
+
+/// Everything decided about one image of a workload.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ImageResult {
+    /// JSON field path (`spec.containers[0].image`).
+    pub path: String,
+    pub container: String,
+    /// The reference as written.
+    pub image: String,
+    /// Normalised repository (`docker.io/library/nginx`), when the reference parses.
+    pub repository: Option<String>,
+    /// The digest evaluated, when known.
+    pub digest: Option<Digest>,
+    pub problem: Option<ImageProblem>,
+    pub policies: Vec<PolicyResult>,
+}
+
+impl ImageResult {
+    fn pinned(&self) -> String {
+        match (&self.repository, &self.digest) {
+            (Some(r), Some(d)) => format!("{r}@{d}"),
+            (Some(r), None) => format!("{r}@sha256:<digest>"),
+            _ => self.image.clone(),
+        }
+    }
+
+    /// `spec.containers[0].image registry.acme.io/api:v1 (sha256:…)`
+    fn subject(&self) -> String {
+        match &self.digest {
+            Some(d) if !self.image.contains('@') => format!("{} {} ({d})", self.path, self.image),
+            _ => format!("{} {}", self.path, self.image),
+        }
+    }
+
+    /// Is this image admitted, given the operator's choice for unmatched images?
+    pub fn allowed(&self, unmatched: Unmatched) -> bool {
+        match &self.problem {
+            Some(ImageProblem::Unmatched { .. }) => unmatched == Unmatched::Allow,
+            Some(ImageProblem::InvalidReference(_)) => false,
+            None => {
+                self.policies.iter().all(|p| p.mode != Mode::Enforce || matches!(p.outcome, Outcome::Passed { .. }))
+            }
+        }
+    }
+}
+
+/// The aggregated answer for one workload.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Decision {
+    pub allowed: bool,
+    /// One line per failure under `enforce` (and unmatched or invalid images).
+    pub denials: Vec<String>,
+    /// One line per failure under `warn`; `kubectl` prints these.
+    pub warnings: Vec<String>,
+    /// One line per failure under `audit`; logged only.
+    pub audits: Vec<String>,
+    pub images: Vec<ImageResult>,
+    pub unmatched: Unmatched,
+}
+
+/// Aggregates image results into a decision.
+pub fn decide(images: Vec<ImageResult>, unmatched: Unmatched) -> Decision {
+    let mut d =
+        Decision { allowed: true, denials: vec![], warnings: vec![], audits: vec![], images: vec![], unmatched };
+    for image in &images {
+        d.allowed &= image.allowed(unmatched);
+        match &image.problem {
+            Some(ImageProblem::Unmatched { repository }) if unmatched == Unmatched::Deny => d.denials.push(format!(
+                "{}: no ClusterImagePolicy governs {repository}, and unmatched images are denied; add a policy whose images glob covers it",
+                image.subject()
+            )),
+            Some(ImageProblem::Unmatched { .. }) => {}
+            Some(ImageProblem::InvalidReference(e)) => d.denials.push(format!("{}: {e}", image.subject())),
+            None => {}
+        }
+        for p in &image.policies {
+            let lines: Vec<String> = match &p.outcome {
+                Outcome::Passed { .. } => continue,
+                Outcome::Failed(findings) => findings
+                    .iter()
+                    .map(|f| {
+                        format!(
+                            "{}: policy {:?}: {}; {}",
+                            image.subject(),
+                            p.policy,
+                            f.message(),
+                            f.hint(&image.pinned())
+                        )
+                    })
+                    .collect(),
+                Outcome::Error(e) => vec![format!("{}: policy {:?}: {e}", image.subject(), p.policy)],
+            };
+            match p.mode {
+                Mode::Enforce => d.denials.extend(lines),
+                Mode::Warn => d.warnings.extend(lines),
+                Mode::Audit => d.audits.extend(lines),
+            }
+        }
+    }
+    d.images = images;
+    d
+}
+
+/// Caps a list of lines at [`MAX_LINES`], saying how many were left out.
+pub fn capped(lines: &[String]) -> Vec<String> {
+    if lines.len() <= MAX_LINES {
+        return lines.to_vec();
+    }
+    let mut out = lines[..MAX_LINES].to_vec();
+    out.push(format!("… and {} more", lines.len() - MAX_LINES));
+    out
+}
+
+impl Decision {
+    /// The denial message for the API server: a headline and one line per failure.
+    pub fn message(&self, subject: &str) -> String {
+        let mut msg = format!("trustgate denied {subject}:");
+        for line in capped(&self.denials) {
+            msg.push_str("\n  ");
+            msg.push_str(&line);
+        }
+        msg
+    }
+
+    /// The machine-readable form used by `--output json`.
+    pub fn to_json(&self) -> Value {
+        json!({
+            "allowed": self.allowed,
+            "denials": self.denials,
+            "warnings": self.warnings,
+            "audits": self.audits,
+            "images": self.images.iter().map(|i| image_json(i, self.unmatched)).collect::<Vec<_>>(),
+        })
+    }
+}
+
+fn image_json(i: &ImageResult, unmatched: Unmatched) -> Value {
+    let problem = i.problem.as_ref().map(|p| match p {
+        ImageProblem::Unmatched { repository } => {
+            json!({"kind": "no-matching-policy", "message": format!("no ClusterImagePolicy governs {repository}")})
+        }
+        ImageProblem::InvalidReference(m) => json!({"kind": "invalid-reference", "message": m}),
+    });
+    let policies: Vec<Value> = i
+        .policies
+        .iter()
+        .map(|p| {
+            let (result, verified, findings) = match &p.outcome {
+                Outcome::Passed { verified_by } => ("pass", verified_by.clone(), vec![]),
+                Outcome::Failed(fs) => (
+                    "fail",
+                    vec![],
+                    fs.iter().map(|f| json!({"kind": f.kind(), "message": f.message(), "hint": f.hint(&i.pinned())})).collect(),
+                ),
+                Outcome::Error(e) => ("error", vec![], vec![json!({"kind": e.kind(), "message": e.to_string()})]),
+            };
+            json!({"policy": p.policy, "mode": p.mode.as_str(), "result": result, "verifiedBy": verified, "findings": findings})
+        })
+        .collect();
+    json!({
+        "path": i.path,
+        "container": i.container,
+        "image": i.image,
+        "repository": i.repository,
+        "digest": i.digest.as_ref().map(Digest::as_str),
+        "allowed": i.allowed(unmatched),
+        "problem": problem,
+        "policies": policies,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn digest() -> Digest {
+        Digest::of(b"image")
+    }
+
+    fn image(policies: Vec<PolicyResult>) -> ImageResult {
+        ImageResult {
+            path: "spec.template.spec.containers[1].image".into(),
+            container: "api".into(),
+            image: "registry.acme.io/api:v1".into(),
+            repository: Some("registry.acme.io/api".into()),
+            digest: Some(digest()),
+            problem: None,
+            policies,
+        }
+    }
+
+    fn result(mode: Mode, outcome: Outcome) -> PolicyResult {
+        PolicyResult { policy: "acme-release".into(), mode, outcome }
+    }
+
+    fn not_signed() -> Outcome {
+        Outcome::Failed(vec![Finding::NotSigned { authorities: vec!["release-key".into()] }])
+    }
+
+    #[test]
+    fn an_enforced_failure_denies_with_an_actionable_line() {
+        let d = decide(vec![image(vec![result(Mode::Enforce, not_signed())])], Unmatched::Deny);
+        assert!(!d.allowed);
+        assert_eq!(
+            d.denials,
+            vec![format!(
+                "spec.template.spec.containers[1].image registry.acme.io/api:v1 ({0}): policy \"acme-release\": \
+                 no signature found; the policy requires one verified by [release-key]; \
+                 sign with: cosign sign --key <key> registry.acme.io/api@{0}",
+                digest()
+            )]
+        );
+        assert!(d
+            .message("Deployment default/api")
+            .starts_with("trustgate denied Deployment default/api:\n  spec.template"));
+    }
+
+    #[test]
+    fn warn_admits_with_a_warning_and_audit_admits_silently() {
+        let d = decide(vec![image(vec![result(Mode::Warn, not_signed())])], Unmatched::Deny);
+        assert!(d.allowed);
+        assert_eq!(d.warnings.len(), 1);
+        assert!(d.denials.is_empty());
+        let d = decide(vec![image(vec![result(Mode::Audit, not_signed())])], Unmatched::Deny);
+        assert!(d.allowed && d.warnings.is_empty() && d.denials.is_empty());
+        assert_eq!(d.audits.len(), 1);
+    }
+
+    #[test]
+    fn every_policy_must_pass() {
+        let pass = result(Mode::Enforce, Outcome::Passed { verified_by: vec!["release-key".into()] });
+        assert!(decide(vec![image(vec![pass.clone()])], Unmatched::Deny).allowed);
+        assert!(!decide(vec![image(vec![pass, result(Mode::Enforce, not_signed())])], Unmatched::Deny).allowed);
+    }
+
+    #[test]
+    fn unmatched_images_follow_the_operator_choice() {
+        let mut i = image(vec![]);
+        i.problem = Some(ImageProblem::Unmatched { repository: "registry.acme.io/api".into() });
+        let d = decide(vec![i.clone()], Unmatched::Deny);
+        assert!(!d.allowed);
+        assert!(d.denials[0].contains("no ClusterImagePolicy governs registry.acme.io/api"), "{}", d.denials[0]);
+        assert!(decide(vec![i], Unmatched::Allow).allowed);
+    }
+
+    #[test]
+    fn registry_errors_deny_with_their_own_message() {
+        let err = EvalError::Registry(RegistryError::Unreachable {
+            host: "registry.acme.io".into(),
+            detail: "Connection refused".into(),
+        });
+        let d = decide(vec![image(vec![result(Mode::Enforce, Outcome::Error(err))])], Unmatched::Deny);
+        assert!(!d.allowed);
+        assert!(
+            d.denials[0].ends_with("could not evaluate: registry registry.acme.io is unreachable (Connection refused)"),
+            "{}",
+            d.denials[0]
+        );
+        assert!(!d.denials[0].contains("no signature"));
+    }
+
+    #[test]
+    fn finding_messages_are_distinct() {
+        let a = vec!["release-key".to_string()];
+        let findings = [
+            Finding::DigestRequired,
+            Finding::NotSigned { authorities: a.clone() },
+            Finding::UntrustedSignatures { found: 2, authorities: a.clone() },
+            Finding::SignedForAnotherDigest { signed_for: vec!["sha256:00".into()], authorities: a.clone() },
+            Finding::ThresholdNotMet {
+                verified: a.clone(),
+                threshold: 2,
+                authorities: vec!["release-key".into(), "ci".into()],
+            },
+        ];
+        let messages: std::collections::HashSet<String> = findings.iter().map(Finding::message).collect();
+        assert_eq!(messages.len(), findings.len());
+        assert_eq!(
+            findings[4].hint("r/a@sha256:1"),
+            "also sign with the key of [ci]: cosign sign --key <key> r/a@sha256:1"
+        );
+        assert_eq!(
+            findings[2].message(),
+            "2 signatures found, none verified by any of [release-key] (signed with another key, or altered)"
+        );
+    }
+
+    #[test]
+    fn long_lists_are_capped() {
+        let lines: Vec<String> = (0..25).map(|i| i.to_string()).collect();
+        let c = capped(&lines);
+        assert_eq!(c.len(), MAX_LINES + 1);
+        assert_eq!(c.last().unwrap(), "… and 5 more");
+    }
+
+    #[test]
+    fn json_lists_each_image_with_findings() {
+        let d = decide(vec![image(vec![result(Mode::Enforce, not_signed())])], Unmatched::Deny);
+        let j = d.to_json();
+        assert_eq!(j["allowed"], false);
+        assert_eq!(j["images"][0]["digest"], digest().as_str());
+        assert_eq!(j["images"][0]["policies"][0]["result"], "fail");
+        assert_eq!(j["images"][0]["policies"][0]["findings"][0]["kind"], "not-signed");
+    }
+}

@@ -1,0 +1,437 @@
+//! The pipeline for a set of images: images → policy match → evidence → decision. The webhook
+//! and the CLI both call [`Engine::evaluate`], so they give the same answer.
+//!
+//! Each distinct image is evaluated once per request, concurrently, in its own task: when the
+//! admission deadline passes the request is answered at once, and verification that is still
+//! running finishes in the background and fills the cache for the API server's retry.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+use std::time::Duration;
+
+use arc_swap::ArcSwap;
+use tokio::time::Instant;
+
+use crate::cache::{Caches, DecisionKey};
+use crate::decision::{
+    decide, Decision, EvalError, Finding, ImageProblem, ImageResult, Outcome, PolicyResult, Unmatched,
+};
+use crate::evidence::{cosign, Registry, SignatureLayer};
+use crate::images::{Digest, ImageRef, WorkloadImage};
+use crate::metrics::Metrics;
+use crate::policy::{Labels, Policy, PolicySet};
+
+/// Evaluates images against the policies in force.
+pub struct Engine {
+    policies: ArcSwap<PolicySet>,
+    registry: Arc<dyn Registry>,
+    caches: Caches,
+    unmatched: Unmatched,
+    metrics: Arc<Metrics>,
+}
+
+impl std::fmt::Debug for Engine {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Engine")
+            .field("policies", &self.policies.load().policies().len())
+            .field("unmatched", &self.unmatched)
+            .finish()
+    }
+}
+
+impl Engine {
+    pub fn new(
+        policies: PolicySet,
+        registry: Arc<dyn Registry>,
+        caches: Caches,
+        unmatched: Unmatched,
+        metrics: Arc<Metrics>,
+    ) -> Self {
+        Engine { policies: ArcSwap::from_pointee(policies), registry, caches, unmatched, metrics }
+    }
+
+    /// Replaces the policies in force; in-flight evaluations finish with the set they started with.
+    pub fn set_policies(&self, policies: PolicySet) {
+        self.policies.store(Arc::new(policies));
+    }
+
+    /// The policies in force.
+    pub fn policies(&self) -> Arc<PolicySet> {
+        self.policies.load_full()
+    }
+
+    /// The decision caches (for benchmarks and metrics).
+    pub fn caches(&self) -> &Caches {
+        &self.caches
+    }
+
+    /// Evaluates every image of a workload in a namespace with `labels`; images still being
+    /// verified at `deadline` fail with [`EvalError::Deadline`].
+    pub async fn evaluate(self: &Arc<Self>, images: &[WorkloadImage], labels: &Labels, deadline: Instant) -> Decision {
+        let policies = self.policies.load_full();
+        let budget = deadline.saturating_duration_since(Instant::now());
+        // A workload with 10,000 containers of one image verifies that image once.
+        let mut distinct: HashMap<&str, Option<tokio::task::JoinHandle<ImageEval>>> = HashMap::new();
+        for image in images {
+            distinct.entry(image.image.as_str()).or_insert_with(|| {
+                let (engine, policies, labels, reference) =
+                    (self.clone(), policies.clone(), labels.clone(), image.image.clone());
+                Some(tokio::spawn(async move { engine.evaluate_image(&reference, &policies, &labels).await }))
+            });
+        }
+        let mut evaluated: HashMap<&str, ImageEval> = HashMap::with_capacity(distinct.len());
+        for (reference, handle) in distinct.iter_mut() {
+            let handle = handle.take().expect("each handle is awaited once");
+            let eval = match tokio::time::timeout_at(deadline, handle).await {
+                Ok(Ok(eval)) => eval,
+                Ok(Err(join)) => std::panic::resume_unwind(join.into_panic()),
+                // The task goes on in the background; its result lands in the cache.
+                Err(_) => self.timed_out(reference, &policies, labels, budget),
+            };
+            evaluated.insert(reference, eval);
+        }
+        let results = images
+            .iter()
+            .map(|image| {
+                let eval = &evaluated[image.image.as_str()];
+                ImageResult {
+                    path: image.path.clone(),
+                    container: image.container.clone(),
+                    image: image.image.clone(),
+                    repository: eval.repository.clone(),
+                    digest: eval.digest.clone(),
+                    problem: eval.problem.clone(),
+                    policies: eval.policies.clone(),
+                }
+            })
+            .collect();
+        decide(results, self.unmatched)
+    }
+
+    fn timed_out(&self, reference: &str, policies: &PolicySet, labels: &Labels, budget: Duration) -> ImageEval {
+        let parsed = ImageRef::parse(reference).ok();
+        let repository = parsed.as_ref().map(ImageRef::repository_name);
+        let policies = repository
+            .as_deref()
+            .map(|repo| {
+                policies
+                    .matching(repo, labels)
+                    .map(|p| PolicyResult {
+                        policy: p.name.clone(),
+                        mode: p.mode,
+                        outcome: Outcome::Error(EvalError::Deadline(budget)),
+                    })
+                    .collect()
+            })
+            .unwrap_or_default();
+        ImageEval { repository, digest: parsed.and_then(|p| p.digest), problem: None, policies }
+    }
+
+    async fn evaluate_image(&self, reference: &str, policies: &PolicySet, labels: &Labels) -> ImageEval {
+        let image = match ImageRef::parse(reference) {
+            Ok(i) => i,
+            Err(e) => {
+                return ImageEval {
+                    repository: None,
+                    digest: None,
+                    problem: Some(ImageProblem::InvalidReference(e.to_string())),
+                    policies: vec![],
+                }
+            }
+        };
+        let repository = image.repository_name();
+        let matching: Vec<&Arc<Policy>> = policies.matching(&repository, labels).collect();
+        let mut eval = ImageEval {
+            repository: Some(repository.clone()),
+            digest: image.digest.clone(),
+            problem: None,
+            policies: vec![],
+        };
+        if matching.is_empty() {
+            eval.problem = Some(ImageProblem::Unmatched { repository });
+            return eval;
+        }
+        let needs_evidence = matching.iter().any(|p| p.signatures.is_some());
+        if eval.digest.is_none() && needs_evidence {
+            let resolved = self.caches.tag(image.to_string(), self.registry.resolve(&image)).await;
+            match resolved {
+                Ok(d) => eval.digest = Some(d),
+                Err(e) => {
+                    let err = EvalError::Registry(e);
+                    eval.policies = matching.iter().map(|p| result(p, Outcome::Error(err.clone()))).collect();
+                    return eval;
+                }
+            }
+        }
+        // Signatures are fetched at most once per image, and only on a cache miss.
+        let fetched: tokio::sync::OnceCell<Result<Vec<SignatureLayer>, EvalError>> = tokio::sync::OnceCell::new();
+        for policy in matching {
+            let mut findings = Vec::new();
+            if policy.require_digest && image.digest.is_none() {
+                findings.push(Finding::DigestRequired);
+            }
+            let mut verified_by = Vec::new();
+            if let (Some(rule), Some(digest)) = (&policy.signatures, &eval.digest) {
+                let key = DecisionKey {
+                    repository: eval.repository.clone().unwrap_or_default(),
+                    digest: digest.clone(),
+                    policy: policy.hash,
+                };
+                let verify = async {
+                    let layers = fetched
+                        .get_or_init(|| async {
+                            self.registry.signatures(&image, digest).await.map_err(EvalError::from)
+                        })
+                        .await
+                        .clone()?;
+                    Ok(check_signatures(rule, digest, &layers))
+                };
+                let (outcome, hit) = self.caches.decision(key, verify).await;
+                self.metrics.cache(hit);
+                match outcome {
+                    Ok(o) => match &*o {
+                        Outcome::Passed { verified_by: v } => verified_by = v.clone(),
+                        Outcome::Failed(f) => findings.extend(f.iter().cloned()),
+                        Outcome::Error(e) => {
+                            eval.policies.push(result(policy, Outcome::Error(e.clone())));
+                            continue;
+                        }
+                    },
+                    Err(e) => {
+                        eval.policies.push(result(policy, Outcome::Error(e)));
+                        continue;
+                    }
+                }
+            }
+            let outcome = if findings.is_empty() { Outcome::Passed { verified_by } } else { Outcome::Failed(findings) };
+            eval.policies.push(result(policy, outcome));
+        }
+        eval
+    }
+}
+
+fn result(policy: &Policy, outcome: Outcome) -> PolicyResult {
+    PolicyResult { policy: policy.name.clone(), mode: policy.mode, outcome }
+}
+
+/// Verifies signatures against one policy's keys and threshold.
+fn check_signatures(rule: &crate::policy::SignatureRule, digest: &Digest, layers: &[SignatureLayer]) -> Outcome {
+    let report = cosign::verify(&rule.keys, digest, layers);
+    let authorities: Vec<String> = rule.keys.iter().map(|k| k.name.clone()).collect();
+    if report.verified.len() >= rule.threshold {
+        return Outcome::Passed { verified_by: report.verified };
+    }
+    let finding = if !report.verified.is_empty() {
+        Finding::ThresholdNotMet { verified: report.verified, threshold: rule.threshold, authorities }
+    } else if report.examined == 0 {
+        Finding::NotSigned { authorities }
+    } else if !report.other_digests.is_empty() {
+        Finding::SignedForAnotherDigest { signed_for: report.other_digests, authorities }
+    } else {
+        Finding::UntrustedSignatures { found: report.examined, authorities }
+    };
+    Outcome::Failed(vec![finding])
+}
+
+/// What was found for one distinct image reference.
+struct ImageEval {
+    repository: Option<String>,
+    digest: Option<Digest>,
+    problem: Option<ImageProblem>,
+    policies: Vec<PolicyResult>,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::cache::CacheConfig;
+    use crate::evidence::cosign::tests::{payload, TestKey};
+    use crate::evidence::RegistryError;
+    use crate::policy::parse_documents;
+    use async_trait::async_trait;
+    use sigstore::crypto::SigningScheme;
+    use std::sync::atomic::{AtomicUsize, Ordering};
+    use std::sync::Mutex;
+
+    /// An in-memory registry: evidence the tests place, and call counts.
+    #[derive(Default)]
+    struct FakeRegistry {
+        tags: Mutex<HashMap<String, Digest>>,
+        signatures: Mutex<HashMap<Digest, Vec<SignatureLayer>>>,
+        fail: Mutex<Option<RegistryError>>,
+        delay: Option<Duration>,
+        signature_calls: AtomicUsize,
+    }
+
+    #[async_trait]
+    impl Registry for FakeRegistry {
+        async fn resolve(&self, image: &ImageRef) -> Result<Digest, RegistryError> {
+            if let Some(e) = self.fail.lock().unwrap().clone() {
+                return Err(e);
+            }
+            self.tags.lock().unwrap().get(&image.to_string()).cloned().ok_or(RegistryError::NotFound {
+                repository: image.repository_name(),
+                reference: format!("tag {}", image.tag.clone().unwrap_or_default()),
+            })
+        }
+        async fn signatures(&self, _: &ImageRef, digest: &Digest) -> Result<Vec<SignatureLayer>, RegistryError> {
+            self.signature_calls.fetch_add(1, Ordering::SeqCst);
+            if let Some(d) = self.delay {
+                tokio::time::sleep(d).await;
+            }
+            if let Some(e) = self.fail.lock().unwrap().clone() {
+                return Err(e);
+            }
+            Ok(self.signatures.lock().unwrap().get(digest).cloned().unwrap_or_default())
+        }
+    }
+
+    fn policies(key_pem: &str, extra: &str) -> PolicySet {
+        let key = key_pem.trim().replace('\n', "\n            ");
+        let yaml = format!(
+            "apiVersion: trustgate.dev/v1alpha1\nkind: ClusterImagePolicy\nmetadata:\n  name: acme\nspec:\n  images:\n    - glob: \"registry.acme.io/**\"\n{extra}  signatures:\n    authorities:\n      - name: release\n        key:\n          publicKey: |\n            {key}\n"
+        );
+        let (ok, errs) = parse_documents(&yaml);
+        assert!(errs.is_empty(), "{errs:?}");
+        PolicySet::new(ok)
+    }
+
+    fn engine(registry: Arc<FakeRegistry>, set: PolicySet) -> Arc<Engine> {
+        Arc::new(Engine::new(
+            set,
+            registry,
+            Caches::new(CacheConfig::default()),
+            Unmatched::Deny,
+            Arc::new(Metrics::default()),
+        ))
+    }
+
+    fn images(refs: &[&str]) -> Vec<WorkloadImage> {
+        refs.iter()
+            .enumerate()
+            .map(|(i, r)| WorkloadImage {
+                path: format!("spec.containers[{i}].image"),
+                container: format!("c{i}"),
+                image: r.to_string(),
+            })
+            .collect()
+    }
+
+    fn soon() -> Instant {
+        Instant::now() + Duration::from_secs(5)
+    }
+
+    #[tokio::test]
+    async fn signed_image_by_tag_is_admitted_and_cached() {
+        let key = TestKey::new(SigningScheme::default());
+        let reg = Arc::new(FakeRegistry::default());
+        let d = Digest::of(b"api");
+        reg.tags.lock().unwrap().insert("registry.acme.io/api:v1".into(), d.clone());
+        reg.signatures.lock().unwrap().insert(d.clone(), vec![key.sign(&payload(d.as_str()))]);
+        let e = engine(reg.clone(), policies(&key.public_pem, ""));
+        let decision = e.evaluate(&images(&["registry.acme.io/api:v1"]), &Labels::new(), soon()).await;
+        assert!(decision.allowed, "{:?}", decision.denials);
+        assert_eq!(decision.images[0].digest, Some(d));
+        e.evaluate(&images(&["registry.acme.io/api:v1"]), &Labels::new(), soon()).await;
+        assert_eq!(reg.signature_calls.load(Ordering::SeqCst), 1, "the second review is served from the cache");
+    }
+
+    #[tokio::test]
+    async fn unsigned_unmatched_and_digest_required_each_deny() {
+        let key = TestKey::new(SigningScheme::default());
+        let reg = Arc::new(FakeRegistry::default());
+        reg.tags.lock().unwrap().insert("registry.acme.io/api:v1".into(), Digest::of(b"api"));
+        let e = engine(reg, policies(&key.public_pem, "  requireDigest: true\n"));
+        let d = e.evaluate(&images(&["registry.acme.io/api:v1", "nginx"]), &Labels::new(), soon()).await;
+        assert!(!d.allowed);
+        let kinds: Vec<&str> = match &d.images[0].policies[0].outcome {
+            Outcome::Failed(f) => f.iter().map(Finding::kind).collect(),
+            o => panic!("{o:?}"),
+        };
+        assert_eq!(kinds, ["digest-required", "not-signed"]);
+        assert_eq!(d.images[1].problem, Some(ImageProblem::Unmatched { repository: "docker.io/library/nginx".into() }));
+    }
+
+    #[tokio::test]
+    async fn registry_errors_are_not_findings() {
+        let key = TestKey::new(SigningScheme::default());
+        let reg = Arc::new(FakeRegistry::default());
+        *reg.fail.lock().unwrap() = Some(RegistryError::Unauthorized {
+            host: "registry.acme.io".into(),
+            repository: "api".into(),
+            status: 401,
+        });
+        let e = engine(reg, policies(&key.public_pem, ""));
+        let d =
+            e.evaluate(&images(&[&format!("registry.acme.io/api@{}", Digest::of(b"x"))]), &Labels::new(), soon()).await;
+        assert!(!d.allowed);
+        assert!(matches!(
+            d.images[0].policies[0].outcome,
+            Outcome::Error(EvalError::Registry(RegistryError::Unauthorized { .. }))
+        ));
+        assert!(d.denials[0].contains("refused access"), "{}", d.denials[0]);
+    }
+
+    #[tokio::test]
+    async fn the_deadline_answers_and_verification_finishes_into_the_cache() {
+        let key = TestKey::new(SigningScheme::default());
+        let d = Digest::of(b"slow");
+        let reg = Arc::new(FakeRegistry { delay: Some(Duration::from_millis(300)), ..Default::default() });
+        reg.signatures.lock().unwrap().insert(d.clone(), vec![key.sign(&payload(d.as_str()))]);
+        let e = engine(reg.clone(), policies(&key.public_pem, ""));
+        let refs = [format!("registry.acme.io/api@{d}")];
+        let refs: Vec<&str> = refs.iter().map(String::as_str).collect();
+        let started = Instant::now();
+        let decision = e.evaluate(&images(&refs), &Labels::new(), Instant::now() + Duration::from_millis(50)).await;
+        assert!(started.elapsed() < Duration::from_millis(250));
+        assert!(!decision.allowed);
+        assert!(decision.denials[0].contains("admission deadline"), "{}", decision.denials[0]);
+        tokio::time::sleep(Duration::from_millis(400)).await;
+        let decision = e.evaluate(&images(&refs), &Labels::new(), Instant::now() + Duration::from_millis(50)).await;
+        assert!(decision.allowed, "{:?}", decision.denials);
+        assert_eq!(reg.signature_calls.load(Ordering::SeqCst), 1);
+    }
+
+    #[tokio::test]
+    async fn many_containers_of_one_image_verify_once() {
+        let key = TestKey::new(SigningScheme::default());
+        let d = Digest::of(b"one");
+        let reg = Arc::new(FakeRegistry::default());
+        reg.signatures.lock().unwrap().insert(d.clone(), vec![key.sign(&payload(d.as_str()))]);
+        let e = engine(reg.clone(), policies(&key.public_pem, ""));
+        let r = format!("registry.acme.io/api@{d}");
+        let refs = vec![r.as_str(); 10_000];
+        let decision = e.evaluate(&images(&refs), &Labels::new(), soon()).await;
+        assert!(decision.allowed);
+        assert_eq!(decision.images.len(), 10_000);
+        assert_eq!(reg.signature_calls.load(Ordering::SeqCst), 1);
+    }
+
+    #[tokio::test]
+    async fn threshold_counts_distinct_authorities() {
+        let (a, b) = (TestKey::new(SigningScheme::default()), TestKey::new(SigningScheme::default()));
+        let ka = a.public_pem.trim().replace('\n', "\n            ");
+        let kb = b.public_pem.trim().replace('\n', "\n            ");
+        let yaml = format!(
+            "apiVersion: trustgate.dev/v1alpha1\nkind: ClusterImagePolicy\nmetadata:\n  name: two\nspec:\n  images:\n    - glob: \"registry.acme.io/**\"\n  signatures:\n    threshold: 2\n    authorities:\n      - name: a\n        key:\n          publicKey: |\n            {ka}\n      - name: b\n        key:\n          publicKey: |\n            {kb}\n"
+        );
+        let (ok, errs) = parse_documents(&yaml);
+        assert!(errs.is_empty(), "{errs:?}");
+        let d = Digest::of(b"t");
+        let reg = Arc::new(FakeRegistry::default());
+        reg.signatures
+            .lock()
+            .unwrap()
+            .insert(d.clone(), vec![a.sign(&payload(d.as_str())), a.sign(&payload(d.as_str()))]);
+        let e = engine(reg.clone(), PolicySet::new(ok));
+        let r = [format!("registry.acme.io/api@{d}")];
+        let refs: Vec<&str> = r.iter().map(String::as_str).collect();
+        let decision = e.evaluate(&images(&refs), &Labels::new(), soon()).await;
+        assert!(!decision.allowed);
+        assert!(
+            decision.denials[0].contains("verified by [a] but the policy requires 2 of [a, b]"),
+            "{}",
+            decision.denials[0]
+        );
+    }
+}

@@ -1,0 +1,77 @@
+//! Evidence: what a registry holds about an image, and its cryptographic verification.
+//!
+//! IO sits behind the [`Registry`] trait (the HTTP implementation is [`RegistryClient`]); the
+//! verification in [`cosign`] is pure and sees only bytes the client has already bound to
+//! their content digests. Nothing read from a signature payload is trusted before its
+//! signature verifies against a policy key.
+
+mod auth;
+pub mod cosign;
+mod registry;
+
+use std::time::Duration;
+
+use async_trait::async_trait;
+
+use crate::images::{Digest, ImageRef};
+
+pub use auth::{Credentials, CredentialsError};
+pub use registry::{Limits, RegistryClient, RegistryConfig, RegistryConfigError};
+
+/// One classic cosign signature: the simple-signing payload and its base64 signature.
+///
+/// The payload's bytes have been checked against the layer's content digest by the client;
+/// they are not trusted until [`cosign::verify`] has verified the signature over them.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SignatureLayer {
+    /// Digest of the payload blob, as the signature manifest names it.
+    pub digest: Digest,
+    pub payload: Vec<u8>,
+    /// The `dev.cosignproject.cosign/signature` annotation.
+    pub signature: String,
+}
+
+/// Reads evidence from registries.
+#[async_trait]
+pub trait Registry: Send + Sync {
+    /// Resolves a tag to the digest the registry serves for it now.
+    async fn resolve(&self, image: &ImageRef) -> Result<Digest, RegistryError>;
+    /// The classic cosign signatures (`sha256-<hex>.sig`) of `digest` in `image`'s repository;
+    /// empty when the image has none.
+    async fn signatures(&self, image: &ImageRef, digest: &Digest) -> Result<Vec<SignatureLayer>, RegistryError>;
+}
+
+/// A registry could not give a trustworthy answer. Each variant has its own message, distinct
+/// from "not signed": a developer must be able to tell an outage from a missing signature.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum RegistryError {
+    #[error("registry {host} is unreachable ({detail})")]
+    Unreachable { host: String, detail: String },
+    #[error("registry {host} did not answer within {timeout:?}")]
+    Timeout { host: String, timeout: Duration },
+    #[error("registry {host} refused access to {repository} (HTTP {status}); check the registry credentials")]
+    Unauthorized { host: String, repository: String, status: u16 },
+    #[error("{reference} was not found in {repository}")]
+    NotFound { repository: String, reference: String },
+    #[error("registry {host} answered HTTP {status} for {what}")]
+    Status { host: String, what: String, status: u16 },
+    #[error("registry {host} sent an invalid {what}: {detail}")]
+    Invalid { host: String, what: String, detail: String },
+    #[error("registry {host} sent {what} over trustgate's cap of {limit}")]
+    TooLarge { host: String, what: String, limit: String },
+}
+
+impl RegistryError {
+    /// A stable, machine-readable name for the JSON output and metrics.
+    pub fn kind(&self) -> &'static str {
+        match self {
+            RegistryError::Unreachable { .. } => "registry-unreachable",
+            RegistryError::Timeout { .. } => "registry-timeout",
+            RegistryError::Unauthorized { .. } => "registry-unauthorized",
+            RegistryError::NotFound { .. } => "image-not-found",
+            RegistryError::Status { .. } => "registry-error",
+            RegistryError::Invalid { .. } => "registry-invalid-response",
+            RegistryError::TooLarge { .. } => "registry-response-too-large",
+        }
+    }
+}

@@ -1,0 +1,437 @@
+//! The HTTP side of [`Registry`]: the OCI distribution API, with token auth, caps on every
+//! byte read, and errors that say which registry failed and how.
+
+use std::collections::{HashMap, HashSet};
+use std::path::PathBuf;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use async_trait::async_trait;
+use futures::future::try_join_all;
+use reqwest::header::{HeaderValue, ACCEPT, CONTENT_LENGTH, WWW_AUTHENTICATE};
+use reqwest::{Method, StatusCode};
+use serde::Deserialize;
+
+use super::auth::{parse_challenge, Challenge, Credentials};
+use super::{Registry, RegistryError, SignatureLayer};
+use crate::images::{Digest, ImageRef, DEFAULT_REGISTRY};
+use crate::metrics::Metrics;
+
+/// Media types of image manifests and indexes we ask for.
+const MANIFEST_ACCEPT: &str = "application/vnd.oci.image.index.v1+json, application/vnd.oci.image.manifest.v1+json, \
+     application/vnd.docker.distribution.manifest.list.v2+json, application/vnd.docker.distribution.manifest.v2+json";
+/// The layer media type of a classic cosign signature.
+const SIMPLE_SIGNING_MEDIA_TYPE: &str = "application/vnd.dev.cosign.simplesigning.v1+json";
+/// The annotation holding a classic cosign signature.
+const SIGNATURE_ANNOTATION: &str = "dev.cosignproject.cosign/signature";
+
+/// Caps on what is read from a registry. A registry is not trusted to be small or honest.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Limits {
+    /// Largest manifest read (bytes).
+    pub manifest_bytes: usize,
+    /// Largest signature payload read (bytes).
+    pub payload_bytes: usize,
+    /// Most signatures examined per image.
+    pub signatures: usize,
+}
+
+impl Default for Limits {
+    fn default() -> Self {
+        Limits { manifest_bytes: 4 << 20, payload_bytes: 256 << 10, signatures: 64 }
+    }
+}
+
+/// How to reach registries.
+#[derive(Debug, Clone, Default)]
+pub struct RegistryConfig {
+    /// Hosts (`HOST:PORT`) reached over plain HTTP.
+    pub insecure: Vec<String>,
+    /// Extra PEM CA bundles to trust for registry TLS.
+    pub ca_files: Vec<PathBuf>,
+    pub credentials: Credentials,
+    /// Deadline of each registry request, connection included.
+    pub timeout: Duration,
+    pub limits: Limits,
+}
+
+/// Building the HTTP client failed.
+#[derive(Debug, thiserror::Error)]
+pub enum RegistryConfigError {
+    #[error("reading registry CA file {path}")]
+    ReadCa {
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("registry CA file {path} holds no usable PEM certificate")]
+    BadCa { path: PathBuf },
+    #[error("building the registry HTTP client")]
+    Client(#[source] reqwest::Error),
+}
+
+/// Registry host and repository a pull token is good for.
+type TokenScope = (String, String);
+
+/// A [`Registry`] over HTTPS (or HTTP for `--insecure-registry` hosts).
+#[derive(Debug)]
+pub struct RegistryClient {
+    http: reqwest::Client,
+    insecure: HashSet<String>,
+    credentials: Credentials,
+    timeout: Duration,
+    limits: Limits,
+    tokens: Mutex<HashMap<TokenScope, (Arc<str>, Instant)>>,
+    metrics: Arc<Metrics>,
+}
+
+#[derive(Deserialize)]
+struct Manifest {
+    #[serde(default)]
+    layers: Vec<Descriptor>,
+}
+
+#[derive(Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct Descriptor {
+    media_type: String,
+    digest: String,
+    size: u64,
+    #[serde(default)]
+    annotations: HashMap<String, String>,
+}
+
+#[derive(Deserialize)]
+struct TokenResponse {
+    token: Option<String>,
+    access_token: Option<String>,
+    expires_in: Option<u64>,
+}
+
+enum Auth {
+    Bearer(Arc<str>),
+    Basic(String, String),
+}
+
+impl RegistryClient {
+    /// Builds a client; the TLS stack is rustls with the aws-lc-rs provider and the Mozilla
+    /// roots, plus any `ca_files`.
+    pub fn new(config: RegistryConfig, metrics: Arc<Metrics>) -> Result<Self, RegistryConfigError> {
+        let mut roots = rustls::RootCertStore { roots: webpki_roots::TLS_SERVER_ROOTS.to_vec() };
+        for path in &config.ca_files {
+            let pem =
+                std::fs::read(path).map_err(|source| RegistryConfigError::ReadCa { path: path.clone(), source })?;
+            let certs: Vec<_> = rustls_pemfile::certs(&mut pem.as_slice()).filter_map(Result::ok).collect();
+            let (added, _) = roots.add_parsable_certificates(certs);
+            if added == 0 {
+                return Err(RegistryConfigError::BadCa { path: path.clone() });
+            }
+        }
+        let provider = Arc::new(rustls::crypto::aws_lc_rs::default_provider());
+        let mut tls = rustls::ClientConfig::builder_with_provider(provider)
+            .with_safe_default_protocol_versions()
+            .expect("the aws-lc-rs provider supports the default TLS versions")
+            .with_root_certificates(roots)
+            .with_no_client_auth();
+        tls.alpn_protocols = vec![b"h2".to_vec(), b"http/1.1".to_vec()];
+        let http = reqwest::Client::builder()
+            .use_preconfigured_tls(tls)
+            .timeout(config.timeout)
+            .connect_timeout(config.timeout.min(Duration::from_secs(3)))
+            .redirect(reqwest::redirect::Policy::limited(5))
+            .user_agent(concat!("trustgate/", env!("CARGO_PKG_VERSION")))
+            .build()
+            .map_err(RegistryConfigError::Client)?;
+        Ok(RegistryClient {
+            http,
+            insecure: config.insecure.into_iter().collect(),
+            credentials: config.credentials,
+            timeout: config.timeout,
+            limits: config.limits,
+            tokens: Mutex::default(),
+            metrics,
+        })
+    }
+
+    fn base_url(&self, registry: &str) -> String {
+        let scheme = if self.insecure.contains(registry) { "http" } else { "https" };
+        let host = if registry == DEFAULT_REGISTRY { "registry-1.docker.io" } else { registry };
+        format!("{scheme}://{host}")
+    }
+
+    /// One registry API call, authenticating when challenged; records its outcome in metrics.
+    async fn call(
+        &self,
+        op: &'static str,
+        image: &ImageRef,
+        method: Method,
+        path: &str,
+        accept: Option<&str>,
+    ) -> Result<reqwest::Response, RegistryError> {
+        let start = Instant::now();
+        let result = self.call_inner(image, method, path, accept).await;
+        let outcome = match &result {
+            Ok(r) if r.status().is_success() => "ok",
+            Ok(r) if r.status() == StatusCode::NOT_FOUND => "not_found",
+            Ok(_) => "error",
+            Err(e) => e.kind(),
+        };
+        self.metrics.registry_call(op, outcome, start.elapsed());
+        result
+    }
+
+    async fn call_inner(
+        &self,
+        image: &ImageRef,
+        method: Method,
+        path: &str,
+        accept: Option<&str>,
+    ) -> Result<reqwest::Response, RegistryError> {
+        let url = format!("{}/v2/{}/{}", self.base_url(&image.registry), image.repository, path);
+        let key = (image.registry.clone(), image.repository.clone());
+        let cached = {
+            let tokens = self.tokens.lock().expect("token cache lock");
+            tokens.get(&key).filter(|(_, exp)| *exp > Instant::now()).map(|(t, _)| Auth::Bearer(t.clone()))
+        };
+        let response = self.send(image, method.clone(), &url, accept, cached.as_ref()).await?;
+        if response.status() != StatusCode::UNAUTHORIZED {
+            return self.check_denied(image, response);
+        }
+        let challenge =
+            response.headers().get(WWW_AUTHENTICATE).and_then(|h| h.to_str().ok()).and_then(parse_challenge);
+        let creds = self.credentials.for_host(&image.registry).cloned();
+        let auth = match (challenge, creds) {
+            (Some(Challenge::Bearer { realm, service }), creds) => {
+                let token = self.fetch_token(image, &realm, service.as_deref(), creds.as_ref()).await?;
+                Auth::Bearer(token)
+            }
+            (Some(Challenge::Basic), Some((u, p))) => Auth::Basic(u, p),
+            _ => return Err(self.unauthorized(image, StatusCode::UNAUTHORIZED)),
+        };
+        let response = self.send(image, method, &url, accept, Some(&auth)).await?;
+        self.check_denied(image, response)
+    }
+
+    fn check_denied(&self, image: &ImageRef, response: reqwest::Response) -> Result<reqwest::Response, RegistryError> {
+        match response.status() {
+            s @ (StatusCode::UNAUTHORIZED | StatusCode::FORBIDDEN) => Err(self.unauthorized(image, s)),
+            _ => Ok(response),
+        }
+    }
+
+    fn unauthorized(&self, image: &ImageRef, status: StatusCode) -> RegistryError {
+        RegistryError::Unauthorized {
+            host: image.registry.clone(),
+            repository: image.repository.clone(),
+            status: status.as_u16(),
+        }
+    }
+
+    async fn send(
+        &self,
+        image: &ImageRef,
+        method: Method,
+        url: &str,
+        accept: Option<&str>,
+        auth: Option<&Auth>,
+    ) -> Result<reqwest::Response, RegistryError> {
+        let mut req = self.http.request(method, url);
+        if let Some(a) = accept {
+            req = req.header(ACCEPT, HeaderValue::from_str(a).expect("static accept header"));
+        }
+        req = match auth {
+            Some(Auth::Bearer(t)) => req.bearer_auth(t),
+            Some(Auth::Basic(u, p)) => req.basic_auth(u, Some(p)),
+            None => req,
+        };
+        req.send().await.map_err(|e| self.transport_error(&image.registry, &e))
+    }
+
+    async fn fetch_token(
+        &self,
+        image: &ImageRef,
+        realm: &str,
+        service: Option<&str>,
+        creds: Option<&(String, String)>,
+    ) -> Result<Arc<str>, RegistryError> {
+        let start = Instant::now();
+        let scope = format!("repository:{}:pull", image.repository);
+        let mut query = vec![("scope", scope.as_str())];
+        if let Some(s) = service {
+            query.push(("service", s));
+        }
+        let mut req = self.http.get(realm).query(&query);
+        if let Some((u, p)) = creds {
+            req = req.basic_auth(u, Some(p));
+        }
+        let result = async {
+            let response = req.send().await.map_err(|e| self.transport_error(&image.registry, &e))?;
+            match response.status() {
+                s if s.is_success() => {}
+                s @ (StatusCode::UNAUTHORIZED | StatusCode::FORBIDDEN) => return Err(self.unauthorized(image, s)),
+                s => {
+                    return Err(RegistryError::Status {
+                        host: image.registry.clone(),
+                        what: "a token".into(),
+                        status: s.as_u16(),
+                    })
+                }
+            }
+            let body = self.read_capped(&image.registry, response, 64 << 10, "a token response").await?;
+            let parsed: TokenResponse =
+                serde_json::from_slice(&body).map_err(|e| self.invalid(image, "token response", e))?;
+            let token: Arc<str> = parsed
+                .token
+                .or(parsed.access_token)
+                .filter(|t| !t.is_empty())
+                .ok_or_else(|| RegistryError::Invalid {
+                    host: image.registry.clone(),
+                    what: "token response".into(),
+                    detail: "no token".into(),
+                })?
+                .into();
+            let ttl = Duration::from_secs(parsed.expires_in.unwrap_or(60).saturating_sub(10).max(10));
+            let key = (image.registry.clone(), image.repository.clone());
+            self.tokens.lock().expect("token cache lock").insert(key, (token.clone(), Instant::now() + ttl));
+            Ok(token)
+        }
+        .await;
+        self.metrics.registry_call(
+            "token",
+            result.as_ref().map_or_else(RegistryError::kind, |_| "ok"),
+            start.elapsed(),
+        );
+        result
+    }
+
+    fn transport_error(&self, host: &str, e: &reqwest::Error) -> RegistryError {
+        if e.is_timeout() {
+            return RegistryError::Timeout { host: host.to_owned(), timeout: self.timeout };
+        }
+        // The innermost cause says it best ("Connection refused", "invalid peer certificate").
+        let mut detail = e.to_string();
+        let mut source = std::error::Error::source(e);
+        while let Some(s) = source {
+            detail = s.to_string();
+            source = s.source();
+        }
+        RegistryError::Unreachable { host: host.to_owned(), detail }
+    }
+
+    fn invalid(&self, image: &ImageRef, what: &str, e: impl std::fmt::Display) -> RegistryError {
+        RegistryError::Invalid { host: image.registry.clone(), what: what.into(), detail: e.to_string() }
+    }
+
+    /// Reads a body, refusing to buffer more than `limit` bytes whatever the registry claims.
+    async fn read_capped(
+        &self,
+        host: &str,
+        mut response: reqwest::Response,
+        limit: usize,
+        what: &str,
+    ) -> Result<Vec<u8>, RegistryError> {
+        let too_large = || RegistryError::TooLarge {
+            host: host.to_owned(),
+            what: what.to_owned(),
+            limit: format!("{limit} bytes"),
+        };
+        let declared =
+            response.headers().get(CONTENT_LENGTH).and_then(|v| v.to_str().ok()).and_then(|v| v.parse::<u64>().ok());
+        if declared.is_some_and(|n| n > limit as u64) {
+            return Err(too_large());
+        }
+        let mut body = Vec::with_capacity(declared.map_or(8192, |n| n as usize));
+        while let Some(chunk) = response.chunk().await.map_err(|e| self.transport_error(host, &e))? {
+            if body.len() + chunk.len() > limit {
+                return Err(too_large());
+            }
+            body.extend_from_slice(&chunk);
+        }
+        Ok(body)
+    }
+
+    fn status_error(image: &ImageRef, reference: &str, what: &str, status: StatusCode) -> RegistryError {
+        if status == StatusCode::NOT_FOUND {
+            RegistryError::NotFound { repository: image.repository_name(), reference: reference.to_owned() }
+        } else {
+            RegistryError::Status { host: image.registry.clone(), what: what.to_owned(), status: status.as_u16() }
+        }
+    }
+
+    async fn blob(&self, image: &ImageRef, layer: &Descriptor) -> Result<SignatureLayer, RegistryError> {
+        let digest = Digest::parse(&layer.digest).map_err(|e| self.invalid(image, "signature layer digest", e))?;
+        let limit = self.limits.payload_bytes;
+        if layer.size > limit as u64 {
+            return Err(RegistryError::TooLarge {
+                host: image.registry.clone(),
+                what: "a signature payload".into(),
+                limit: format!("{limit} bytes"),
+            });
+        }
+        let response = self.call("blob", image, Method::GET, &format!("blobs/{digest}"), None).await?;
+        if !response.status().is_success() {
+            return Err(Self::status_error(image, digest.as_str(), "a signature payload", response.status()));
+        }
+        let payload = self.read_capped(&image.registry, response, limit, "a signature payload").await?;
+        if Digest::of(&payload) != digest {
+            return Err(self.invalid(
+                image,
+                "signature payload",
+                format!("its content does not match its digest {digest}"),
+            ));
+        }
+        let signature = layer.annotations.get(SIGNATURE_ANNOTATION).cloned().unwrap_or_default();
+        Ok(SignatureLayer { digest, payload, signature })
+    }
+}
+
+#[async_trait]
+impl Registry for RegistryClient {
+    async fn resolve(&self, image: &ImageRef) -> Result<Digest, RegistryError> {
+        let tag = image.tag.as_deref().unwrap_or("latest");
+        let path = format!("manifests/{tag}");
+        let response = self.call("resolve", image, Method::HEAD, &path, Some(MANIFEST_ACCEPT)).await?;
+        if !response.status().is_success() {
+            return Err(Self::status_error(image, &format!("tag {tag}"), "the image manifest", response.status()));
+        }
+        if let Some(d) = response
+            .headers()
+            .get("docker-content-digest")
+            .and_then(|v| v.to_str().ok())
+            .and_then(|v| Digest::parse(v).ok())
+        {
+            return Ok(d);
+        }
+        // No digest header: hash the manifest itself.
+        let response = self.call("resolve", image, Method::GET, &path, Some(MANIFEST_ACCEPT)).await?;
+        if !response.status().is_success() {
+            return Err(Self::status_error(image, &format!("tag {tag}"), "the image manifest", response.status()));
+        }
+        let body = self.read_capped(&image.registry, response, self.limits.manifest_bytes, "an image manifest").await?;
+        Ok(Digest::of(&body))
+    }
+
+    async fn signatures(&self, image: &ImageRef, digest: &Digest) -> Result<Vec<SignatureLayer>, RegistryError> {
+        let path = format!("manifests/sha256-{}.sig", digest.hex());
+        let response = self.call("signatures", image, Method::GET, &path, Some(MANIFEST_ACCEPT)).await?;
+        match response.status() {
+            StatusCode::NOT_FOUND => return Ok(Vec::new()),
+            s if s.is_success() => {}
+            s => return Err(Self::status_error(image, &path, "the signature manifest", s)),
+        }
+        let body =
+            self.read_capped(&image.registry, response, self.limits.manifest_bytes, "a signature manifest").await?;
+        let manifest: Manifest =
+            serde_json::from_slice(&body).map_err(|e| self.invalid(image, "signature manifest", e))?;
+        let layers: Vec<&Descriptor> =
+            manifest.layers.iter().filter(|l| l.media_type == SIMPLE_SIGNING_MEDIA_TYPE).collect();
+        if layers.len() > self.limits.signatures {
+            return Err(RegistryError::TooLarge {
+                host: image.registry.clone(),
+                what: format!("{} signatures for {digest}", layers.len()),
+                limit: format!("{} signatures", self.limits.signatures),
+            });
+        }
+        try_join_all(layers.into_iter().map(|l| self.blob(image, l))).await
+    }
+}

@@ -1,0 +1,252 @@
+//! Container image references: parsing and normalisation.
+//!
+//! `nginx` becomes `docker.io/library/nginx:latest`, exactly as the container runtime reads
+//! it, so a policy glob written against `docker.io/library/**` governs the short name too.
+//! The grammar follows the distribution reference format (`[host[:port]/]path[:tag][@digest]`).
+
+use std::fmt;
+
+/// The registry that short names resolve to.
+pub const DEFAULT_REGISTRY: &str = "docker.io";
+
+/// A parsed, normalised image reference.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub struct ImageRef {
+    /// Registry host, with port if any (`docker.io`, `127.0.0.1:5000`).
+    pub registry: String,
+    /// Repository path inside the registry (`library/nginx`).
+    pub repository: String,
+    /// Tag, if the reference has one (`latest` is filled in when there is neither tag nor digest).
+    pub tag: Option<String>,
+    /// Digest (`sha256:<64 hex>`), if the reference pins one.
+    pub digest: Option<Digest>,
+}
+
+/// A content digest. Only `sha256` is accepted: it is what registries and cosign use, and
+/// accepting weaker or unknown algorithms would only widen what an attacker can choose.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct Digest(String);
+
+/// Why a reference could not be parsed.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum ParseReferenceError {
+    #[error("image reference is empty")]
+    Empty,
+    #[error("image reference {0:?} has an invalid digest: {1}")]
+    Digest(String, DigestError),
+    #[error("image reference {0:?} has an invalid tag {1:?} (letters, digits, '_', '.', '-'; at most 128)")]
+    Tag(String, String),
+    #[error("image reference {0:?} has an invalid repository path {1:?} (lowercase letters, digits and separators)")]
+    Repository(String, String),
+    #[error("image reference {0:?} has an invalid registry host {1:?}")]
+    Registry(String, String),
+}
+
+/// Why a digest string is not a valid sha256 digest.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum DigestError {
+    #[error("only sha256 digests are supported")]
+    Algorithm,
+    #[error("a sha256 digest is 64 lowercase hex characters")]
+    Hex,
+}
+
+impl Digest {
+    /// Parses `sha256:<64 lowercase hex>`.
+    pub fn parse(s: &str) -> Result<Self, DigestError> {
+        let hex = s.strip_prefix("sha256:").ok_or(DigestError::Algorithm)?;
+        if hex.len() != 64 || !hex.bytes().all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b)) {
+            return Err(DigestError::Hex);
+        }
+        Ok(Digest(s.to_owned()))
+    }
+
+    /// The digest of `bytes`.
+    pub fn of(bytes: &[u8]) -> Self {
+        use sha2::{Digest as _, Sha256};
+        Digest(format!("sha256:{}", hex::encode(Sha256::digest(bytes))))
+    }
+
+    /// `sha256:<hex>`.
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+
+    /// The hex part, without the algorithm.
+    pub fn hex(&self) -> &str {
+        &self.0["sha256:".len()..]
+    }
+}
+
+impl fmt::Display for Digest {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+impl ImageRef {
+    /// Parses and normalises a reference as a container runtime would.
+    pub fn parse(input: &str) -> Result<Self, ParseReferenceError> {
+        let s = input.trim();
+        if s.is_empty() {
+            return Err(ParseReferenceError::Empty);
+        }
+        let (rest, digest) = match s.split_once('@') {
+            Some((rest, d)) => {
+                (rest, Some(Digest::parse(d).map_err(|e| ParseReferenceError::Digest(input.into(), e))?))
+            }
+            None => (s, None),
+        };
+        // A tag follows the last ':' that comes after the last '/' (a ':' before it is a port).
+        let last_slash = rest.rfind('/').map_or(0, |i| i + 1);
+        let (name, tag) = match rest[last_slash..].rfind(':') {
+            Some(i) => (&rest[..last_slash + i], Some(&rest[last_slash + i + 1..])),
+            None => (rest, None),
+        };
+        if let Some(tag) = tag {
+            let valid = !tag.is_empty()
+                && tag.len() <= 128
+                && tag.bytes().next().is_some_and(|b| b.is_ascii_alphanumeric() || b == b'_')
+                && tag.bytes().all(|b| b.is_ascii_alphanumeric() || matches!(b, b'_' | b'.' | b'-'));
+            if !valid {
+                return Err(ParseReferenceError::Tag(input.into(), tag.into()));
+            }
+        }
+        let (registry, repository) = match name.split_once('/') {
+            Some((first, path)) if first.contains(['.', ':']) || first == "localhost" => {
+                (first.to_owned(), path.to_owned())
+            }
+            _ => (DEFAULT_REGISTRY.to_owned(), name.to_owned()),
+        };
+        let registry = match registry.as_str() {
+            "index.docker.io" | "registry-1.docker.io" => DEFAULT_REGISTRY.to_owned(),
+            _ => registry,
+        };
+        if !valid_host(&registry) {
+            return Err(ParseReferenceError::Registry(input.into(), registry));
+        }
+        let repository = if registry == DEFAULT_REGISTRY && !repository.contains('/') {
+            format!("library/{repository}")
+        } else {
+            repository
+        };
+        if !valid_path(&repository) {
+            return Err(ParseReferenceError::Repository(input.into(), repository));
+        }
+        let tag = match (tag, &digest) {
+            (Some(t), _) => Some(t.to_owned()),
+            (None, None) => Some("latest".to_owned()),
+            (None, Some(_)) => None,
+        };
+        Ok(ImageRef { registry, repository, tag, digest })
+    }
+
+    /// `host/path`, the string that policy globs are matched against.
+    pub fn repository_name(&self) -> String {
+        format!("{}/{}", self.registry, self.repository)
+    }
+
+    /// The same repository pinned to `digest` (what is verified and what a hint tells to sign).
+    pub fn with_digest(&self, digest: &Digest) -> String {
+        format!("{}/{}@{}", self.registry, self.repository, digest)
+    }
+}
+
+impl fmt::Display for ImageRef {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}/{}", self.registry, self.repository)?;
+        if let Some(t) = &self.tag {
+            write!(f, ":{t}")?;
+        }
+        if let Some(d) = &self.digest {
+            write!(f, "@{d}")?;
+        }
+        Ok(())
+    }
+}
+
+fn valid_host(host: &str) -> bool {
+    let (name, port) = match host.rsplit_once(':') {
+        Some((n, p)) if !n.ends_with(']') || host.starts_with('[') => (n, Some(p)),
+        _ => (host, None),
+    };
+    let port_ok = port.is_none_or(|p| !p.is_empty() && p.len() <= 5 && p.bytes().all(|b| b.is_ascii_digit()));
+    let name_ok = !name.is_empty()
+        && (name.starts_with('[') && name.ends_with(']')
+            || name
+                .split('.')
+                .all(|label| !label.is_empty() && label.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-')));
+    port_ok && name_ok
+}
+
+fn valid_path(path: &str) -> bool {
+    !path.is_empty()
+        && path.len() <= 255
+        && path.split('/').all(|component| {
+            // [a-z0-9]+((\.|_|__|-+)[a-z0-9]+)*
+            let bytes = component.as_bytes();
+            !bytes.is_empty()
+                && bytes[0].is_ascii_lowercase() | bytes[0].is_ascii_digit()
+                && bytes[bytes.len() - 1].is_ascii_lowercase() | bytes[bytes.len() - 1].is_ascii_digit()
+                && bytes
+                    .iter()
+                    .all(|&b| b.is_ascii_lowercase() || b.is_ascii_digit() || matches!(b, b'.' | b'_' | b'-'))
+                && !component.contains("..")
+                && !component.contains("___")
+        })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use rstest::rstest;
+
+    const D: &str = "sha256:0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdef";
+
+    #[rstest]
+    #[case("nginx", "docker.io/library/nginx:latest")]
+    #[case("nginx:1.27", "docker.io/library/nginx:1.27")]
+    #[case("acme/api", "docker.io/acme/api:latest")]
+    #[case("docker.io/nginx", "docker.io/library/nginx:latest")]
+    #[case("index.docker.io/library/nginx", "docker.io/library/nginx:latest")]
+    #[case("registry.acme.io/apps/api:v1", "registry.acme.io/apps/api:v1")]
+    #[case("127.0.0.1:5000/app", "127.0.0.1:5000/app:latest")]
+    #[case("localhost/app:dev", "localhost/app:dev")]
+    #[case("localhost:5000/a/b/c:1.0-rc.1", "localhost:5000/a/b/c:1.0-rc.1")]
+    fn normalises_like_the_runtime(#[case] input: &str, #[case] want: &str) {
+        assert_eq!(ImageRef::parse(input).unwrap().to_string(), want);
+    }
+
+    #[test]
+    fn digest_refs_keep_the_digest_and_get_no_default_tag() {
+        let r = ImageRef::parse(&format!("ghcr.io/acme/api@{D}")).unwrap();
+        assert_eq!(r.tag, None);
+        assert_eq!(r.digest.as_ref().unwrap().as_str(), D);
+        assert_eq!(r.repository_name(), "ghcr.io/acme/api");
+        let r = ImageRef::parse(&format!("127.0.0.1:5000/api:v2@{D}")).unwrap();
+        assert_eq!(r.tag.as_deref(), Some("v2"));
+        assert_eq!(r.registry, "127.0.0.1:5000");
+        assert_eq!(r.with_digest(r.digest.as_ref().unwrap()), format!("127.0.0.1:5000/api@{D}"));
+    }
+
+    #[rstest]
+    #[case("")]
+    #[case("Nginx")]
+    #[case("acme/API:v1")]
+    #[case("nginx:")]
+    #[case("nginx:-bad")]
+    #[case("nginx@sha256:abc")]
+    #[case("nginx@md5:0123456789abcdef0123456789abcdef")]
+    #[case("registry..io/x")]
+    #[case("a//b")]
+    fn rejects_malformed_references(#[case] input: &str) {
+        assert!(ImageRef::parse(input).is_err(), "{input:?} should not parse");
+    }
+
+    #[test]
+    fn digest_of_bytes_is_sha256() {
+        assert_eq!(Digest::of(b"").as_str(), "sha256:e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855");
+        assert_eq!(Digest::parse(D).unwrap().hex().len(), 64);
+        assert_eq!(Digest::parse("sha256:ABC"), Err(DigestError::Hex));
+    }
+}

@@ -1,0 +1,20 @@
+//! trustgate: a Kubernetes validating admission webhook, and a CLI running the same pipeline,
+//! that admits a workload only when its images carry the supply-chain evidence its
+//! `ClusterImagePolicy` objects require.
+//!
+//! The pipeline, one module per stage, data flowing one way:
+//! [`admission`] (AdmissionReview in and out) → [`images`] (every image with its field path)
+//! → [`policy`] (which policies apply; pure) → [`evidence`] (registry reads and signature
+//! verification) → [`decision`] (allow / deny / warn, and the messages). [`engine`] runs the
+//! stages; [`server`] and [`cli`] are its two front ends.
+
+pub mod admission;
+pub mod cache;
+pub mod cli;
+pub mod decision;
+pub mod engine;
+pub mod evidence;
+pub mod images;
+pub mod metrics;
+pub mod policy;
+pub mod server;

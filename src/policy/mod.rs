@@ -1,0 +1,424 @@
+//! Policies: the `ClusterImagePolicy` types, loading them from files, and pure matching.
+//!
+//! Start at [`PolicySet::load_dir`] (file mode) and [`PolicySet::matching`]. A
+//! [`ClusterImagePolicy`] is validated once into a [`Policy`], which keeps what evaluation
+//! needs precompiled (globs, selector, parsed keys) and a content hash that keys the
+//! decision cache: editing a policy re-evaluates every image it governs.
+
+mod glob;
+mod selector;
+mod types;
+
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use sha2::{Digest as _, Sha256};
+use sigstore::crypto::CosignVerificationKey;
+
+pub use glob::{Glob, GlobError};
+pub use selector::{Labels, Selector, SelectorError};
+pub use types::{Authority, ClusterImagePolicy, ClusterImagePolicySpec, ImageGlob, KeyAuthority, Mode, Signatures};
+
+/// The label every namespace carries with its own name (Kubernetes ≥ 1.21). In file mode it is
+/// the one label trustgate knows of a namespace, so selectors on it work there too.
+pub const NAMESPACE_NAME_LABEL: &str = "kubernetes.io/metadata.name";
+
+/// A validated policy, ready to evaluate.
+#[derive(Debug)]
+pub struct Policy {
+    /// `metadata.name`.
+    pub name: String,
+    pub mode: Mode,
+    pub require_digest: bool,
+    globs: Vec<Glob>,
+    selector: Selector,
+    /// Signature requirement, if any.
+    pub signatures: Option<SignatureRule>,
+    /// SHA-256 over the name and the canonical JSON of the spec.
+    pub hash: [u8; 32],
+}
+
+/// `threshold` of `keys` must have signed.
+#[derive(Debug)]
+pub struct SignatureRule {
+    pub threshold: usize,
+    pub keys: Vec<TrustedKey>,
+}
+
+/// A named public key from a policy.
+#[derive(Debug)]
+pub struct TrustedKey {
+    pub name: String,
+    pub key: CosignVerificationKey,
+}
+
+/// One thing wrong with a policy; loading reports all of them together.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{}policy {name:?}: {field}: {message}", source_file.as_ref().map(|f| format!("{}: ", f.display())).unwrap_or_default())]
+pub struct PolicyError {
+    /// The file it came from, in file mode.
+    pub source_file: Option<PathBuf>,
+    /// `metadata.name`, or `document N` when the document has none.
+    pub name: String,
+    /// Field path inside the object (`spec.signatures.authorities[0].key.publicKey`).
+    pub field: String,
+    pub message: String,
+}
+
+/// Every policy problem found in one load.
+#[derive(Debug, thiserror::Error)]
+#[error("{} invalid polic{}:\n  {}", .0.len(), if .0.len() == 1 { "y" } else { "ies" }, .0.iter().map(ToString::to_string).collect::<Vec<_>>().join("\n  "))]
+pub struct PolicyErrors(pub Vec<PolicyError>);
+
+/// Loading the policy directory failed before any policy could be read.
+#[derive(Debug, thiserror::Error)]
+pub enum LoadError {
+    #[error("reading policy directory {path}")]
+    ReadDir {
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("reading policy file {path}")]
+    ReadFile {
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error(transparent)]
+    Invalid(#[from] PolicyErrors),
+}
+
+impl Policy {
+    /// Validates a policy object. Every problem is returned, each with its field path.
+    pub fn compile(policy: &ClusterImagePolicy) -> Result<Policy, Vec<PolicyError>> {
+        let name = policy.metadata.name.clone().unwrap_or_default();
+        let spec = &policy.spec;
+        let mut errors = Vec::new();
+        let mut err = |field: String, message: String| {
+            errors.push(PolicyError { source_file: None, name: name.clone(), field, message })
+        };
+        if name.is_empty() {
+            err("metadata.name".into(), "is required".into());
+        }
+        if spec.images.is_empty() {
+            err("spec.images".into(), "must list at least one glob".into());
+        }
+        let mut globs = Vec::new();
+        for (i, g) in spec.images.iter().enumerate() {
+            match Glob::new(&g.glob) {
+                Ok(g) => globs.push(g),
+                Err(e) => err(format!("spec.images[{i}].glob"), e.to_string()),
+            }
+        }
+        let selector = Selector::new(spec.namespace_selector.as_ref()).unwrap_or_else(|e| {
+            err(format!("spec.namespaceSelector.{}", e.field), e.message);
+            Selector::default()
+        });
+        let mut signatures = None;
+        if let Some(sigs) = &spec.signatures {
+            let mut keys = Vec::new();
+            if sigs.authorities.is_empty() {
+                err("spec.signatures.authorities".into(), "must list at least one authority".into());
+            }
+            for (i, a) in sigs.authorities.iter().enumerate() {
+                let field = format!("spec.signatures.authorities[{i}]");
+                if a.name.is_empty() {
+                    err(format!("{field}.name"), "is required".into());
+                } else if sigs.authorities[..i].iter().any(|b| b.name == a.name) {
+                    err(format!("{field}.name"), format!("{:?} is used by another authority", a.name));
+                }
+                match parse_public_key(&a.key.public_key) {
+                    Ok(key) => keys.push(TrustedKey { name: a.name.clone(), key }),
+                    Err(m) => err(format!("{field}.key.publicKey"), m),
+                }
+            }
+            let threshold = sigs.threshold as usize;
+            if threshold == 0 {
+                err("spec.signatures.threshold".into(), "must be at least 1".into());
+            } else if threshold > sigs.authorities.len() {
+                err(
+                    "spec.signatures.threshold".into(),
+                    format!("is {threshold}, but only {} authorities are listed", sigs.authorities.len()),
+                );
+            }
+            signatures = Some(SignatureRule { threshold, keys });
+        }
+        if !errors.is_empty() {
+            return Err(errors);
+        }
+        Ok(Policy {
+            hash: content_hash(&name, spec),
+            name,
+            mode: spec.mode,
+            require_digest: spec.require_digest,
+            globs,
+            selector,
+            signatures,
+        })
+    }
+
+    /// Does this policy govern `repository` (normalised `host/path`) in a namespace with `labels`?
+    pub fn applies_to(&self, repository: &str, labels: &Labels) -> bool {
+        self.globs.iter().any(|g| g.matches(repository)) && self.selector.matches(labels)
+    }
+
+    /// Short hex of the content hash, for logs and the cache.
+    pub fn hash_hex(&self) -> String {
+        hex::encode(&self.hash[..6])
+    }
+}
+
+fn parse_public_key(pem: &str) -> Result<CosignVerificationKey, String> {
+    let trimmed = pem.trim();
+    if !trimmed.starts_with("-----BEGIN PUBLIC KEY-----") {
+        return Err("must be a PEM public key (-----BEGIN PUBLIC KEY-----), e.g. the contents of cosign.pub".into());
+    }
+    CosignVerificationKey::try_from_pem(trimmed.as_bytes())
+        .map_err(|e| format!("not a supported public key (ECDSA P-256/P-384/P-521, RSA, Ed25519): {e}"))
+}
+
+fn content_hash(name: &str, spec: &ClusterImagePolicySpec) -> [u8; 32] {
+    let mut h = Sha256::new();
+    h.update(name.as_bytes());
+    h.update([0]);
+    // Struct fields serialise in declaration order, so this is canonical for a given build.
+    h.update(serde_json::to_vec(spec).expect("a policy spec always serialises"));
+    h.finalize().into()
+}
+
+/// The policies in force.
+#[derive(Debug, Default)]
+pub struct PolicySet {
+    policies: Vec<Arc<Policy>>,
+}
+
+impl PolicySet {
+    /// Builds a set from already-validated policies.
+    pub fn new(mut policies: Vec<Arc<Policy>>) -> Self {
+        policies.sort_by(|a, b| a.name.cmp(&b.name));
+        PolicySet { policies }
+    }
+
+    /// Every policy, by name.
+    pub fn policies(&self) -> &[Arc<Policy>] {
+        &self.policies
+    }
+
+    /// The policies that govern `repository` in a namespace with `labels`.
+    pub fn matching<'a>(
+        &'a self,
+        repository: &'a str,
+        labels: &'a Labels,
+    ) -> impl Iterator<Item = &'a Arc<Policy>> + 'a {
+        self.policies.iter().filter(move |p| p.applies_to(repository, labels))
+    }
+
+    /// Loads every `*.yaml` / `*.yml` file of `dir` (multi-document). Any invalid document
+    /// fails the whole load, with every problem named by file, object and field.
+    pub fn load_dir(dir: &Path) -> Result<Self, LoadError> {
+        let read_dir = |source| LoadError::ReadDir { path: dir.to_owned(), source };
+        let mut files: Vec<PathBuf> = std::fs::read_dir(dir)
+            .map_err(read_dir)?
+            .map(|e| e.map(|e| e.path()))
+            .collect::<Result<_, _>>()
+            .map_err(read_dir)?;
+        files.retain(|p| p.is_file() && matches!(p.extension().and_then(|e| e.to_str()), Some("yaml" | "yml")));
+        files.sort();
+        let mut policies = Vec::new();
+        let mut errors = Vec::new();
+        for path in files {
+            let text =
+                std::fs::read_to_string(&path).map_err(|source| LoadError::ReadFile { path: path.clone(), source })?;
+            let (ok, errs) = parse_documents(&text);
+            policies.extend(ok);
+            errors.extend(errs.into_iter().map(|mut e| {
+                e.source_file = Some(path.clone());
+                e
+            }));
+        }
+        let mut seen = std::collections::HashSet::new();
+        for p in &policies {
+            if !seen.insert(p.name.clone()) {
+                errors.push(PolicyError {
+                    source_file: None,
+                    name: p.name.clone(),
+                    field: "metadata.name".into(),
+                    message: "defined more than once".into(),
+                });
+            }
+        }
+        if !errors.is_empty() {
+            return Err(PolicyErrors(errors).into());
+        }
+        Ok(PolicySet::new(policies))
+    }
+}
+
+/// Parses the `ClusterImagePolicy` documents of one YAML stream.
+pub fn parse_documents(text: &str) -> (Vec<Arc<Policy>>, Vec<PolicyError>) {
+    use serde::Deserialize;
+    let mut policies = Vec::new();
+    let mut errors = Vec::new();
+    for (i, doc) in serde_yaml::Deserializer::from_str(text).enumerate() {
+        let fallback_name = format!("document {}", i + 1);
+        let value = match serde_yaml::Value::deserialize(doc) {
+            Ok(serde_yaml::Value::Null) => continue,
+            Ok(v) => v,
+            Err(e) => {
+                errors.push(PolicyError {
+                    source_file: None,
+                    name: fallback_name,
+                    field: "(yaml)".into(),
+                    message: e.to_string(),
+                });
+                // A syntax error ends the stream: serde_yaml would yield it forever.
+                break;
+            }
+        };
+        let name = value
+            .get("metadata")
+            .and_then(|m| m.get("name"))
+            .and_then(|n| n.as_str())
+            .map_or(fallback_name, str::to_owned);
+        let err = |field: &str, message: String| PolicyError {
+            source_file: None,
+            name: name.clone(),
+            field: field.into(),
+            message,
+        };
+        let api_version = value.get("apiVersion").and_then(|v| v.as_str()).unwrap_or_default();
+        let kind = value.get("kind").and_then(|v| v.as_str()).unwrap_or_default();
+        if kind != "ClusterImagePolicy" {
+            errors.push(err("kind", format!("is {kind:?}; a policy file holds only ClusterImagePolicy objects")));
+            continue;
+        }
+        if api_version != "trustgate.dev/v1alpha1" {
+            errors.push(err("apiVersion", format!("is {api_version:?}; this trustgate reads trustgate.dev/v1alpha1")));
+            continue;
+        }
+        match serde_path_to_error::deserialize::<_, ClusterImagePolicy>(value) {
+            Ok(p) => match Policy::compile(&p) {
+                Ok(p) => policies.push(Arc::new(p)),
+                Err(es) => errors.extend(es),
+            },
+            Err(e) => {
+                let field = e.path().to_string();
+                errors.push(err(&field, e.into_inner().to_string()));
+            }
+        }
+    }
+    (policies, errors)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    pub(crate) const P256_PUB: &str = "-----BEGIN PUBLIC KEY-----
+MFkwEwYHKoZIzj0CAQYIKoZIzj0DAQcDQgAEkKPDbYxGOFyqfIt+zDbTZVoql7VW
+HmhSPuBlmiGFYe70BZlGiFJ+l5r29JGkFWtbsXeZuLV+KTPZ23Xb7a+gSg==
+-----END PUBLIC KEY-----";
+
+    fn policy_yaml(name: &str, extra: &str) -> String {
+        format!(
+            "apiVersion: trustgate.dev/v1alpha1\nkind: ClusterImagePolicy\nmetadata:\n  name: {name}\nspec:\n  images:\n    - glob: \"registry.acme.io/**\"\n{extra}"
+        )
+    }
+
+    fn sigs(threshold: u32) -> String {
+        let key = P256_PUB.replace('\n', "\n            ");
+        format!("  signatures:\n    threshold: {threshold}\n    authorities:\n      - name: release\n        key:\n          publicKey: |\n            {key}\n")
+    }
+
+    #[test]
+    fn parses_a_valid_multi_document_file() {
+        let text = format!("{}---\n{}", policy_yaml("a", &sigs(1)), policy_yaml("b", "  mode: warn\n"));
+        let (ok, errs) = parse_documents(&text);
+        assert!(errs.is_empty(), "{errs:?}");
+        assert_eq!(ok.len(), 2);
+        assert_eq!(ok[0].signatures.as_ref().unwrap().keys[0].name, "release");
+        assert_eq!(ok[1].mode, Mode::Warn);
+        assert!(ok[1].signatures.is_none());
+    }
+
+    #[test]
+    fn errors_name_the_object_and_field() {
+        let (_, errs) = parse_documents(&policy_yaml("bad", "  mode: strict\n"));
+        assert_eq!(errs.len(), 1);
+        assert_eq!(errs[0].name, "bad");
+        assert_eq!(errs[0].field, "spec.mode");
+        assert!(errs[0].message.contains("unknown variant `strict`"), "{}", errs[0].message);
+
+        let (_, errs) = parse_documents(&policy_yaml("bad", &sigs(2)));
+        assert_eq!(errs[0].field, "spec.signatures.threshold");
+        assert_eq!(errs[0].message, "is 2, but only 1 authorities are listed");
+
+        let (_, errs) = parse_documents(&policy_yaml("bad", "  attestations: []\n"));
+        assert_eq!(errs[0].field, "spec.attestations");
+        assert!(errs[0].message.contains("unknown field `attestations`"), "{}", errs[0].message);
+
+        let bad_key = sigs(1).replace("MFkwEwYHKoZIzj0CAQYIKoZIzj0DAQcDQgAE", "AAAA");
+        let (_, errs) = parse_documents(&policy_yaml("bad", &bad_key));
+        assert_eq!(errs[0].field, "spec.signatures.authorities[0].key.publicKey");
+
+        let (_, errs) = parse_documents("apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: cm\n");
+        assert_eq!((errs[0].name.as_str(), errs[0].field.as_str()), ("cm", "kind"));
+    }
+
+    #[test]
+    fn all_problems_of_one_policy_are_reported_together() {
+        let text =
+            policy_yaml("bad", "  namespaceSelector:\n    matchExpressions:\n      - {key: a, operator: Like}\n")
+                .replace("registry.acme.io/**", "Registry/X");
+        let (_, errs) = parse_documents(&text);
+        let fields: Vec<&str> = errs.iter().map(|e| e.field.as_str()).collect();
+        assert_eq!(fields, ["spec.images[0].glob", "spec.namespaceSelector.matchExpressions[0].operator"]);
+    }
+
+    #[test]
+    fn a_yaml_syntax_error_is_reported_once_and_ends_the_file() {
+        let (ok, errs) = parse_documents("spec: [unclosed\n---\nkind: x\n");
+        assert!(ok.is_empty());
+        assert_eq!(errs.len(), 1);
+        assert_eq!(errs[0].field, "(yaml)");
+    }
+
+    #[test]
+    fn content_hash_changes_with_the_policy() {
+        let (a, _) = parse_documents(&policy_yaml("a", &sigs(1)));
+        let (a2, _) = parse_documents(&policy_yaml("a", &sigs(1)));
+        let (b, _) = parse_documents(&policy_yaml("a", &format!("  mode: warn\n{}", sigs(1))));
+        assert_eq!(a[0].hash, a2[0].hash);
+        assert_ne!(a[0].hash, b[0].hash);
+    }
+
+    #[test]
+    fn matching_uses_globs_and_namespace_labels() {
+        let text = policy_yaml("prod-only", "  namespaceSelector:\n    matchLabels:\n      env: prod\n");
+        let (ok, _) = parse_documents(&text);
+        let set = PolicySet::new(ok);
+        let prod: Labels = [("env".to_string(), "prod".to_string())].into();
+        let dev: Labels = [("env".to_string(), "dev".to_string())].into();
+        assert_eq!(set.matching("registry.acme.io/api", &prod).count(), 1);
+        assert_eq!(set.matching("registry.acme.io/api", &dev).count(), 0);
+        assert_eq!(set.matching("docker.io/library/nginx", &prod).count(), 0);
+    }
+
+    #[test]
+    fn load_dir_reports_every_file_and_duplicate() {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::write(dir.path().join("a.yaml"), policy_yaml("a", "")).unwrap();
+        std::fs::write(dir.path().join("b.yml"), policy_yaml("a", "")).unwrap();
+        std::fs::write(dir.path().join("c.yaml"), policy_yaml("c", "  mode: nope\n")).unwrap();
+        std::fs::write(dir.path().join("notes.txt"), "ignored").unwrap();
+        let err = PolicySet::load_dir(dir.path()).unwrap_err().to_string();
+        assert!(err.contains("2 invalid policies"), "{err}");
+        assert!(err.contains("c.yaml: policy \"c\": spec.mode"), "{err}");
+        assert!(err.contains("policy \"a\": metadata.name: defined more than once"), "{err}");
+
+        std::fs::remove_file(dir.path().join("b.yml")).unwrap();
+        std::fs::remove_file(dir.path().join("c.yaml")).unwrap();
+        assert_eq!(PolicySet::load_dir(dir.path()).unwrap().policies().len(), 1);
+    }
+}

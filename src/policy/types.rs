@@ -1,0 +1,113 @@
+//! The `ClusterImagePolicy` resource (`trustgate.dev/v1alpha1`), the contract security teams
+//! write. The CRD YAML in `manifests/crds/` is generated from these types (`trustgate crds`).
+//!
+//! Unknown fields are rejected rather than ignored: a policy naming a check this version does
+//! not implement must not silently pass images that the author meant to constrain.
+
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::LabelSelector;
+use kube::CustomResource;
+use schemars::JsonSchema;
+use serde::{Deserialize, Serialize};
+
+/// Which images must carry which evidence.
+#[derive(CustomResource, Deserialize, Serialize, Clone, Debug, PartialEq, JsonSchema)]
+#[kube(
+    group = "trustgate.dev",
+    version = "v1alpha1",
+    kind = "ClusterImagePolicy",
+    plural = "clusterimagepolicies",
+    shortname = "cip",
+    doc = "Admits an image only when it carries the evidence this policy requires.",
+    printcolumn = r#"{"name":"Mode","type":"string","jsonPath":".spec.mode"}"#,
+    printcolumn = r#"{"name":"Images","type":"string","jsonPath":".spec.images[*].glob"}"#,
+    printcolumn = r#"{"name":"Age","type":"date","jsonPath":".metadata.creationTimestamp"}"#
+)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct ClusterImagePolicySpec {
+    /// Which images this policy governs, by glob over the normalised repository
+    /// (`registry.acme.io/apps/**`): `*` stays inside one path segment, `**` crosses them.
+    #[schemars(length(min = 1))]
+    pub images: Vec<ImageGlob>,
+    /// `enforce` denies failing images, `warn` admits them with a warning, `audit` admits and logs.
+    #[serde(default)]
+    pub mode: Mode,
+    /// Applies only in namespaces whose labels match; absent means every namespace.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub namespace_selector: Option<LabelSelector>,
+    /// Deny images referenced by tag alone.
+    #[serde(default)]
+    pub require_digest: bool,
+    /// Signatures the image must carry; absent means no signature is required.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub signatures: Option<Signatures>,
+}
+
+/// One glob over normalised image repositories.
+#[derive(Deserialize, Serialize, Clone, Debug, PartialEq, JsonSchema)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct ImageGlob {
+    /// e.g. `registry.acme.io/apps/**` or `docker.io/library/nginx`.
+    #[schemars(length(min = 1))]
+    pub glob: String,
+}
+
+/// What happens to an image that fails this policy.
+#[derive(Deserialize, Serialize, Clone, Copy, Debug, Default, PartialEq, Eq, Hash, JsonSchema)]
+#[serde(rename_all = "lowercase")]
+pub enum Mode {
+    /// Deny the workload.
+    #[default]
+    Enforce,
+    /// Admit it, with a warning that `kubectl` prints.
+    Warn,
+    /// Admit it and log the failure.
+    Audit,
+}
+
+impl Mode {
+    /// The name used in the YAML and in messages.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Mode::Enforce => "enforce",
+            Mode::Warn => "warn",
+            Mode::Audit => "audit",
+        }
+    }
+}
+
+/// At least `threshold` distinct authorities must have signed the image digest.
+#[derive(Deserialize, Serialize, Clone, Debug, PartialEq, JsonSchema)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct Signatures {
+    /// How many distinct authorities must verify (default 1).
+    #[serde(default = "one")]
+    #[schemars(range(min = 1))]
+    pub threshold: u32,
+    /// Who may sign.
+    #[schemars(length(min = 1))]
+    pub authorities: Vec<Authority>,
+}
+
+fn one() -> u32 {
+    1
+}
+
+/// A named signer.
+#[derive(Deserialize, Serialize, Clone, Debug, PartialEq, JsonSchema)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct Authority {
+    /// Unique within the policy; used in messages.
+    #[schemars(length(min = 1))]
+    pub name: String,
+    /// A public key that signatures must verify against.
+    pub key: KeyAuthority,
+}
+
+/// A cosign public key.
+#[derive(Deserialize, Serialize, Clone, Debug, PartialEq, JsonSchema)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct KeyAuthority {
+    /// PEM `PUBLIC KEY` (ECDSA P-256/P-384/P-521, RSA, Ed25519), e.g. the `cosign.pub` file.
+    #[schemars(length(min = 1))]
+    pub public_key: String,
+}

@@ -1,0 +1,726 @@
+//! Real-component test harness: a real registry on loopback, real images, real cosign.
+//!
+//! Everything here drives the real tools (DESIGN.md, "Real components"): the Debian
+//! `docker-registry` (distribution 2.8), `umoci` + `skopeo` to build and push images without a
+//! daemon, and the pinned cosign CLI to generate keys and sign. Plain HTTP calls to the
+//! registry API go through `curl`, so the harness needs no crates beyond the crate's own
+//! dependencies and `tempfile`.
+//!
+//! Rules the harness keeps:
+//! - no global state: every [`Registry`] has its own free loopback port and temporary
+//!   directory, so tests can run in parallel threads;
+//! - everything listens on `127.0.0.1` only, and everything started is stopped on `Drop`;
+//! - missing tools make tests **fail** (panic with "run scripts/tools.sh first"), never skip.
+//!
+//! Signatures are made in cosign's **classic** format: a `sha256-<hex>.sig` tag in the image's
+//! repository whose OCI manifest has one `application/vnd.dev.cosign.simplesigning.v1+json`
+//! layer per signature (the simple-signing payload) with the base64 signature in the layer
+//! annotation `dev.cosignproject.cosign/signature`.
+#![allow(dead_code)]
+
+use std::ffi::OsStr;
+use std::fmt::Write as _;
+use std::io::{Read, Write};
+use std::net::{TcpListener, TcpStream};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Output, Stdio};
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+
+use sha2::{Digest, Sha256};
+use tempfile::TempDir;
+
+/// The cosign release the harness expects (the one `scripts/tools.sh` builds).
+pub const COSIGN_VERSION: &str = "v3.1.3";
+
+/// Password of every private key the harness writes (passed to cosign as `COSIGN_PASSWORD`).
+pub const KEY_PASSWORD: &str = "trustgate-test";
+
+/// Media type of a cosign simple-signing layer in a classic `.sig` manifest.
+pub const SIMPLE_SIGNING_MEDIA_TYPE: &str = "application/vnd.dev.cosign.simplesigning.v1+json";
+
+/// Layer annotation that holds the base64 signature in a classic `.sig` manifest.
+pub const SIGNATURE_ANNOTATION: &str = "dev.cosignproject.cosign/signature";
+
+/// Media type of an OCI image manifest.
+pub const OCI_MANIFEST_MEDIA_TYPE: &str = "application/vnd.oci.image.manifest.v1+json";
+
+/// How long to wait for a registry to answer `/v2/` after it is started.
+const REGISTRY_START_TIMEOUT: Duration = Duration::from_secs(15);
+
+/// Paths of the real tools the harness runs.
+#[derive(Debug, Clone)]
+pub struct Tools {
+    /// The cosign CLI ([`COSIGN_VERSION`]).
+    pub cosign: PathBuf,
+    /// The Debian `docker-registry` binary (distribution 2.8).
+    pub registry: PathBuf,
+    /// `umoci`, to build OCI image layouts.
+    pub umoci: PathBuf,
+    /// `skopeo`, to push images and copy signature manifests.
+    pub skopeo: PathBuf,
+    /// `curl`, for plain HTTP calls to the registry API.
+    pub curl: PathBuf,
+    /// `openssl`, to generate the non-P-256 keys that cosign then imports.
+    pub openssl: PathBuf,
+}
+
+impl Tools {
+    /// Finds the tools: `TRUSTGATE_COSIGN`, `TRUSTGATE_REGISTRY_BIN`, `TRUSTGATE_UMOCI`,
+    /// `TRUSTGATE_SKOPEO` (as written to `~/.cache/trustgate/tools.env` by `scripts/tools.sh`),
+    /// else the defaults: `$TRUSTGATE_CACHE` or `~/.cache/trustgate`, then
+    /// `cosign-v3.1.3/cosign`, and the Debian binaries on `PATH`. `curl` and `openssl` are
+    /// looked up on `PATH`.
+    ///
+    /// Panics, naming every missing tool, if one is missing: tests must fail, not skip.
+    pub fn get() -> Tools {
+        let mut missing = Vec::new();
+        let mut find = |env: Option<&str>, default: Option<PathBuf>, what: &str| -> PathBuf {
+            let from_env = env.and_then(std::env::var_os).filter(|v| !v.is_empty());
+            let (path, source) = match from_env {
+                Some(p) => (Some(PathBuf::from(p)), format!("${}", env.unwrap_or_default())),
+                None => (default, "default location".to_string()),
+            };
+            match path {
+                Some(p) if p.is_file() => p,
+                Some(p) => {
+                    missing.push(format!("{what} (not at {} from {source})", p.display()));
+                    p
+                }
+                None => {
+                    missing.push(format!("{what} (not on PATH)"));
+                    PathBuf::new()
+                }
+            }
+        };
+        let tools = Tools {
+            cosign: find(Some("TRUSTGATE_COSIGN"), default_cosign_path(), &format!("cosign {COSIGN_VERSION}")),
+            registry: find(Some("TRUSTGATE_REGISTRY_BIN"), find_in_path("docker-registry"), "docker-registry"),
+            umoci: find(Some("TRUSTGATE_UMOCI"), find_in_path("umoci"), "umoci"),
+            skopeo: find(Some("TRUSTGATE_SKOPEO"), find_in_path("skopeo"), "skopeo"),
+            curl: find(None, find_in_path("curl"), "curl"),
+            openssl: find(None, find_in_path("openssl"), "openssl"),
+        };
+        assert!(
+            missing.is_empty(),
+            "test tools missing: {}; run scripts/tools.sh first (and `source \"$(scripts/tools.sh)\"`)",
+            missing.join(", ")
+        );
+        tools
+    }
+}
+
+/// `$TRUSTGATE_CACHE/cosign-<version>/cosign`, the cache `scripts/tools.sh` fills.
+fn default_cosign_path() -> Option<PathBuf> {
+    let cache = match std::env::var_os("TRUSTGATE_CACHE").filter(|v| !v.is_empty()) {
+        Some(c) => PathBuf::from(c),
+        None => PathBuf::from(std::env::var_os("HOME")?).join(".cache/trustgate"),
+    };
+    Some(cache.join(format!("cosign-{COSIGN_VERSION}")).join("cosign"))
+}
+
+/// Like `which`: the first `name` on `PATH` (then `/usr/bin`, `/usr/sbin`).
+fn find_in_path(name: &str) -> Option<PathBuf> {
+    let path = std::env::var_os("PATH").unwrap_or_default();
+    std::env::split_paths(&path)
+        .chain([PathBuf::from("/usr/bin"), PathBuf::from("/usr/sbin")])
+        .map(|dir| dir.join(name))
+        .find(|p| p.is_file())
+}
+
+/// Runs a command to completion; panics with its command line, stdout and stderr unless it
+/// exits with status 0.
+fn run(cmd: &mut Command) -> Output {
+    let out = run_unchecked(cmd);
+    assert!(
+        out.status.success(),
+        "command failed ({}): {}\n--- stdout:\n{}\n--- stderr:\n{}",
+        out.status,
+        describe(cmd),
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    out
+}
+
+/// Runs a command to completion and returns its output whatever its exit status; panics only
+/// if it cannot be started.
+fn run_unchecked(cmd: &mut Command) -> Output {
+    cmd.stdin(Stdio::null()).output().unwrap_or_else(|e| panic!("cannot run {}: {e}", describe(cmd)))
+}
+
+/// The command line, for messages.
+fn describe(cmd: &Command) -> String {
+    std::iter::once(cmd.get_program()).chain(cmd.get_args()).map(OsStr::to_string_lossy).collect::<Vec<_>>().join(" ")
+}
+
+/// A string that no other image built by any test (in this or another process) carries.
+fn unique_token(dir: &Path) -> String {
+    let nanos = SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.as_nanos()).unwrap_or_default();
+    let dir_name = dir.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
+    format!("{}-{nanos}-{dir_name}", std::process::id())
+}
+
+/// A response to a plain HTTP call made with curl.
+#[derive(Debug, Clone)]
+pub struct HttpResponse {
+    /// HTTP status code (0 when curl could not connect).
+    pub status: u16,
+    /// Response headers, names lower-cased, in order.
+    pub headers: Vec<(String, String)>,
+    /// Response body.
+    pub body: Vec<u8>,
+}
+
+impl HttpResponse {
+    /// The first header with this (case-insensitive) name.
+    pub fn header(&self, name: &str) -> Option<&str> {
+        let name = name.to_ascii_lowercase();
+        self.headers.iter().find(|(n, _)| *n == name).map(|(_, v)| v.as_str())
+    }
+
+    /// The body parsed as JSON; panics if it is not JSON.
+    pub fn json(&self) -> serde_json::Value {
+        serde_json::from_slice(&self.body)
+            .unwrap_or_else(|e| panic!("response is not JSON ({e}): {}", String::from_utf8_lossy(&self.body)))
+    }
+}
+
+/// One plain HTTP call with curl (no proxy, 30 s limit, redirects not followed).
+pub fn http(method: &str, url: &str, headers: &[(&str, &str)], body: Option<&[u8]>) -> HttpResponse {
+    let tools = Tools::get();
+    let mut cmd = Command::new(&tools.curl);
+    cmd.args(["-sS", "-i", "--noproxy", "*", "--max-time", "30"]).args(["-X", method]).args(["-H", "Expect:"]);
+    for (name, value) in headers {
+        cmd.arg("-H").arg(format!("{name}: {value}"));
+    }
+    if body.is_some() {
+        cmd.args(["--data-binary", "@-"]);
+    }
+    cmd.arg(url).stdin(Stdio::piped()).stdout(Stdio::piped()).stderr(Stdio::piped());
+    let mut child = cmd.spawn().unwrap_or_else(|e| panic!("cannot run {}: {e}", describe(&cmd)));
+    let mut stdin = child.stdin.take().expect("curl stdin");
+    if let Some(body) = body {
+        stdin.write_all(body).expect("write request body to curl");
+    }
+    drop(stdin);
+    let out = child.wait_with_output().expect("wait for curl");
+    if !out.status.success() {
+        // Could not connect, or timed out: no HTTP response at all.
+        return HttpResponse { status: 0, headers: Vec::new(), body: out.stderr };
+    }
+    parse_http_response(&out.stdout).unwrap_or_else(|| panic!("cannot parse curl output of {method} {url}"))
+}
+
+/// Splits curl's `-i` output into status, headers and body (skipping `1xx` interim
+/// responses).
+fn parse_http_response(mut raw: &[u8]) -> Option<HttpResponse> {
+    loop {
+        let end = raw.windows(4).position(|w| w == b"\r\n\r\n")?;
+        let head = String::from_utf8_lossy(&raw[..end]).into_owned();
+        raw = &raw[end + 4..];
+        let mut lines = head.lines();
+        let status: u16 = lines.next()?.split_whitespace().nth(1)?.parse().ok()?;
+        if (100..200).contains(&status) {
+            continue;
+        }
+        let headers = lines
+            .filter_map(|l| l.split_once(':'))
+            .map(|(n, v)| (n.trim().to_ascii_lowercase(), v.trim().to_string()))
+            .collect();
+        return Some(HttpResponse { status, headers, body: raw.to_vec() });
+    }
+}
+
+/// `sha256:<hex>` of some bytes.
+pub fn sha256_digest(bytes: &[u8]) -> String {
+    format!("sha256:{}", hex::encode(Sha256::digest(bytes)))
+}
+
+/// A real OCI registry (distribution 2.8, the Debian `docker-registry`) on a free loopback
+/// port, with its storage in a temporary directory. Dropping it kills the process and removes
+/// the directory.
+pub struct Registry {
+    /// `127.0.0.1:PORT`.
+    pub addr: String,
+    child: Option<Child>,
+    dir: TempDir,
+    tools: Tools,
+}
+
+impl Registry {
+    /// Starts a registry on a free `127.0.0.1` port and waits until `GET /v2/` answers 200 from
+    /// *this* registry (a per-instance response header tells it apart from anything else that
+    /// might have taken the port). Panics, with the registry's log, if it does not come up.
+    pub fn start() -> Registry {
+        let tools = Tools::get();
+        let dir = tempfile::Builder::new().prefix("trustgate-registry-").tempdir().expect("create registry temp dir");
+        let storage = dir.path().join("storage");
+        std::fs::create_dir(&storage).expect("create registry storage dir");
+        let instance = unique_token(dir.path());
+        let mut last_error = String::new();
+        for _attempt in 0..5 {
+            let port = free_port();
+            let addr = format!("127.0.0.1:{port}");
+            let config = dir.path().join("config.yml");
+            std::fs::write(&config, registry_config(&addr, &storage, &instance)).expect("write registry config");
+            let log_path = dir.path().join("registry.log");
+            let log = std::fs::File::create(&log_path).expect("create registry log");
+            let mut child = Command::new(&tools.registry)
+                .arg("serve")
+                .arg(&config)
+                .stdin(Stdio::null())
+                .stdout(log.try_clone().expect("clone log handle"))
+                .stderr(log)
+                .spawn()
+                .unwrap_or_else(|e| panic!("cannot start {}: {e}", tools.registry.display()));
+            match wait_until_ready(&mut child, &addr, &instance) {
+                Ok(()) => return Registry { addr, child: Some(child), dir, tools },
+                Err(reason) => {
+                    let _ = child.kill();
+                    let _ = child.wait();
+                    let log = std::fs::read_to_string(&log_path).unwrap_or_default();
+                    last_error = format!("{reason}; registry log:\n{log}");
+                    // Another process took the port between our probe and the registry's
+                    // bind: try another one.
+                }
+            }
+        }
+        panic!("registry did not start: {last_error}");
+    }
+
+    /// `http://127.0.0.1:PORT`.
+    pub fn url(&self) -> String {
+        format!("http://{}", self.addr)
+    }
+
+    /// Whether the registry process is still running.
+    pub fn is_running(&mut self) -> bool {
+        self.child.as_mut().is_some_and(|c| matches!(c.try_wait(), Ok(None)))
+    }
+
+    /// Stops the registry now (for "registry went away mid-test" cases); afterwards
+    /// connections to [`Registry::addr`] are refused. Its storage is kept until `Drop`.
+    /// Calling it twice is harmless.
+    pub fn stop(&mut self) {
+        if let Some(mut child) = self.child.take() {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+    }
+
+    /// The registry's log so far (warnings and errors only), for failure messages.
+    pub fn log(&self) -> String {
+        std::fs::read_to_string(self.dir.path().join("registry.log")).unwrap_or_default()
+    }
+
+    /// Builds a tiny, unique OCI image (one layer with a unique file, a unique config label
+    /// `trustgate.test`), pushes it as `REPO:TAG` and returns its references and digest.
+    /// `repo` is a repository path without the registry (`apps/api`).
+    pub fn push_image(&self, repo: &str, tag: &str) -> PushedImage {
+        let work =
+            tempfile::Builder::new().prefix("image-").tempdir_in(self.dir.path()).expect("create image work dir");
+        let layout = work.path().join("layout");
+        let image = format!("{}:img", layout.display());
+        let token = unique_token(work.path());
+        let id_file = work.path().join("id");
+        std::fs::write(&id_file, format!("{repo}:{tag} {token}\n")).expect("write id file");
+        let umoci = &self.tools.umoci;
+        run(Command::new(umoci).args(["init", "--layout"]).arg(&layout));
+        run(Command::new(umoci).args(["new", "--image", &image]));
+        run(Command::new(umoci).args(["insert", "--rootless", "--image", &image]).arg(&id_file).arg("/trustgate-id"));
+        run(Command::new(umoci).args([
+            "config",
+            "--image",
+            &image,
+            "--config.label",
+            &format!("trustgate.test={token}"),
+        ]));
+        let repo_ref = format!("{}/{repo}", self.addr);
+        let tag_ref = format!("{repo_ref}:{tag}");
+        let digest_file = work.path().join("digest");
+        run(Command::new(&self.tools.skopeo)
+            .args(["--insecure-policy", "copy", "--quiet"])
+            .args(["--dest-tls-verify=false", "--format", "oci", "--digestfile"])
+            .arg(&digest_file)
+            .arg(format!("oci:{image}"))
+            .arg(format!("docker://{tag_ref}")));
+        let digest = std::fs::read_to_string(&digest_file).expect("read skopeo digest file").trim().to_string();
+        assert!(digest.starts_with("sha256:") && digest.len() == 71, "unexpected digest from skopeo: {digest:?}");
+        PushedImage {
+            repo: repo.to_string(),
+            tag: tag.to_string(),
+            digest_ref: format!("{repo_ref}@{digest}"),
+            repo_ref,
+            tag_ref,
+            digest,
+        }
+    }
+
+    /// `GET /v2/REPO/manifests/REFERENCE` accepting OCI and Docker v2 manifests; `None` on 404.
+    /// Panics on any other non-200 answer.
+    pub fn manifest(&self, repo: &str, reference: &str) -> Option<serde_json::Value> {
+        let accept = format!(
+            "{OCI_MANIFEST_MEDIA_TYPE}, application/vnd.oci.image.index.v1+json, \
+             application/vnd.docker.distribution.manifest.v2+json"
+        );
+        let r = http("GET", &format!("{}/v2/{repo}/manifests/{reference}", self.url()), &[("Accept", &accept)], None);
+        match r.status {
+            200 => Some(r.json()),
+            404 => None,
+            s => panic!("GET manifest {repo}:{reference}: HTTP {s}: {}", String::from_utf8_lossy(&r.body)),
+        }
+    }
+
+    /// `PUT /v2/REPO/manifests/REFERENCE` with the manifest's own `mediaType` (OCI by default);
+    /// returns the new manifest's digest. Panics unless the registry answers 201.
+    pub fn put_manifest(&self, repo: &str, reference: &str, manifest: &serde_json::Value) -> String {
+        let media_type = manifest["mediaType"].as_str().unwrap_or(OCI_MANIFEST_MEDIA_TYPE);
+        let body = serde_json::to_vec(manifest).expect("serialize manifest");
+        let r = http(
+            "PUT",
+            &format!("{}/v2/{repo}/manifests/{reference}", self.url()),
+            &[("Content-Type", media_type)],
+            Some(&body),
+        );
+        assert_eq!(r.status, 201, "PUT manifest {repo}:{reference}: {}", String::from_utf8_lossy(&r.body));
+        sha256_digest(&body)
+    }
+
+    /// `GET /v2/REPO/blobs/DIGEST`; panics unless the registry answers 200.
+    pub fn blob(&self, repo: &str, digest: &str) -> Vec<u8> {
+        let r = http("GET", &format!("{}/v2/{repo}/blobs/{digest}", self.url()), &[], None);
+        assert_eq!(r.status, 200, "GET blob {repo}@{digest}");
+        r.body
+    }
+
+    /// Uploads a blob (`POST` then `PUT ?digest=`) and returns its digest.
+    pub fn put_blob(&self, repo: &str, bytes: &[u8]) -> String {
+        let digest = sha256_digest(bytes);
+        let start = http("POST", &format!("{}/v2/{repo}/blobs/uploads/", self.url()), &[], None);
+        assert_eq!(start.status, 202, "POST blob upload to {repo}");
+        let location = start.header("location").expect("blob upload Location header");
+        let mut url =
+            if location.starts_with('/') { format!("{}{location}", self.url()) } else { location.to_string() };
+        url.push(if url.contains('?') { '&' } else { '?' });
+        let _ = write!(url, "digest={digest}");
+        let done = http("PUT", &url, &[("Content-Type", "application/octet-stream")], Some(bytes));
+        assert_eq!(done.status, 201, "PUT blob to {repo}: {}", String::from_utf8_lossy(&done.body));
+        digest
+    }
+
+    /// The tags of a repository (`GET /v2/REPO/tags/list`); empty if the repository is unknown.
+    pub fn tags(&self, repo: &str) -> Vec<String> {
+        let r = http("GET", &format!("{}/v2/{repo}/tags/list", self.url()), &[], None);
+        if r.status == 404 {
+            return Vec::new();
+        }
+        assert_eq!(r.status, 200, "GET tags of {repo}");
+        r.json()["tags"]
+            .as_array()
+            .map(|tags| tags.iter().filter_map(|t| t.as_str().map(str::to_string)).collect())
+            .unwrap_or_default()
+    }
+
+    /// The classic signature manifest of an image (its `sha256-<hex>.sig` tag), if any.
+    pub fn signature_manifest(&self, image: &PushedImage) -> Option<serde_json::Value> {
+        self.manifest(&image.repo, &image.sig_tag())
+    }
+}
+
+impl Drop for Registry {
+    fn drop(&mut self) {
+        self.stop();
+        // `dir` (storage, config, log, image layouts) is removed when the TempDir drops.
+    }
+}
+
+/// A port that was free on 127.0.0.1 a moment ago.
+fn free_port() -> u16 {
+    TcpListener::bind("127.0.0.1:0").and_then(|l| l.local_addr()).expect("bind a free loopback port").port()
+}
+
+/// The registry's configuration: loopback only, filesystem storage, deletes enabled, quiet
+/// logs, and a response header that identifies this instance.
+fn registry_config(addr: &str, storage: &Path, instance: &str) -> String {
+    format!(
+        "version: 0.1
+log:
+  level: warn
+  accesslog:
+    disabled: true
+storage:
+  filesystem:
+    rootdirectory: {storage}
+  delete:
+    enabled: true
+  maintenance:
+    uploadpurging:
+      enabled: false
+http:
+  addr: {addr}
+  secret: trustgate-test-{instance}
+  headers:
+    X-Trustgate-Registry: [\"{instance}\"]
+",
+        storage = storage.display()
+    )
+}
+
+/// Polls `GET /v2/` until this registry (identified by its instance header) answers 200.
+fn wait_until_ready(child: &mut Child, addr: &str, instance: &str) -> Result<(), String> {
+    let deadline = Instant::now() + REGISTRY_START_TIMEOUT;
+    loop {
+        if let Ok(Some(status)) = child.try_wait() {
+            return Err(format!("registry exited early ({status})"));
+        }
+        if let Some(head) = probe(addr) {
+            let ours = head
+                .lines()
+                .any(|l| l.to_ascii_lowercase().starts_with("x-trustgate-registry:") && l.contains(instance));
+            if head.starts_with("HTTP/1.1 200") && ours {
+                return Ok(());
+            }
+            if !ours && head.starts_with("HTTP/") {
+                return Err(format!("another server answers on {addr}"));
+            }
+        }
+        if Instant::now() > deadline {
+            return Err(format!("no answer on {addr} within {REGISTRY_START_TIMEOUT:?}"));
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
+/// One raw `GET /v2/` over TCP; the response head, or `None` if nothing answered.
+fn probe(addr: &str) -> Option<String> {
+    let mut stream = TcpStream::connect(addr).ok()?;
+    stream.set_read_timeout(Some(Duration::from_secs(2))).ok()?;
+    stream.write_all(format!("GET /v2/ HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n\r\n").as_bytes()).ok()?;
+    let mut response = Vec::new();
+    stream.read_to_end(&mut response).ok()?;
+    let text = String::from_utf8_lossy(&response);
+    Some(text.split("\r\n\r\n").next().unwrap_or_default().to_string())
+}
+
+/// An image pushed by [`Registry::push_image`].
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PushedImage {
+    /// Repository path without the registry (`apps/api`).
+    pub repo: String,
+    /// The tag it was pushed under.
+    pub tag: String,
+    /// `127.0.0.1:PORT/REPO`.
+    pub repo_ref: String,
+    /// `127.0.0.1:PORT/REPO:TAG`.
+    pub tag_ref: String,
+    /// `sha256:<hex>` of the image manifest.
+    pub digest: String,
+    /// `127.0.0.1:PORT/REPO@sha256:<hex>`.
+    pub digest_ref: String,
+}
+
+impl PushedImage {
+    /// The classic cosign signature tag: `sha256-<hex>.sig`.
+    pub fn sig_tag(&self) -> String {
+        format!("{}.sig", self.digest.replacen(':', "-", 1))
+    }
+
+    /// The classic cosign attestation tag: `sha256-<hex>.att`.
+    pub fn att_tag(&self) -> String {
+        format!("{}.att", self.digest.replacen(':', "-", 1))
+    }
+}
+
+/// Key types the harness can make cosign sign with.
+///
+/// With cosign v3.1.3 every one of them signs in the classic format, but cosign picks the
+/// signing algorithm from the key: P-256 → ECDSA-SHA256, P-384 → **ECDSA-SHA384**,
+/// RSA → RSA-PKCS1v15-SHA256, Ed25519 → **Ed25519ph** (pre-hashed with SHA-512, not pure
+/// Ed25519). `cosign verify` itself assumes SHA-256 (P-384 needs its hidden
+/// `--signature-digest-algorithm sha384`) and pure Ed25519, so it cannot verify the Ed25519
+/// signatures it makes (see [`KeyType::cosign_verify_works`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum KeyType {
+    /// ECDSA P-256, from `cosign generate-key-pair`.
+    P256,
+    /// ECDSA P-384 (signed with SHA-384), from `openssl genpkey` + `cosign import-key-pair`.
+    P384,
+    /// RSA-3072 (PKCS#1 v1.5, SHA-256), from `openssl genpkey` + `cosign import-key-pair`.
+    Rsa,
+    /// Ed25519 (cosign signs Ed25519ph), from `openssl genpkey` + `cosign import-key-pair`.
+    Ed25519,
+}
+
+impl KeyType {
+    /// Every key type.
+    pub const ALL: [KeyType; 4] = [KeyType::P256, KeyType::P384, KeyType::Rsa, KeyType::Ed25519];
+
+    /// Whether `cosign verify` (v3.1.3) can verify the classic signatures cosign makes with
+    /// this key type. False for Ed25519: cosign signs Ed25519ph but verifies pure Ed25519
+    /// ("no matching signatures: failed to verify signature").
+    pub fn cosign_verify_works(self) -> bool {
+        !matches!(self, KeyType::Ed25519)
+    }
+
+    /// The digest algorithm cosign signs with for this key type (`sha256`, `sha384`,
+    /// `sha512`).
+    pub fn signature_digest_algorithm(self) -> &'static str {
+        match self {
+            KeyType::P256 | KeyType::Rsa => "sha256",
+            KeyType::P384 => "sha384",
+            KeyType::Ed25519 => "sha512",
+        }
+    }
+}
+
+/// A cosign key pair in its own temporary directory (removed on drop).
+pub struct KeyPair {
+    /// The key type.
+    pub key_type: KeyType,
+    /// cosign's encrypted private key (`ENCRYPTED SIGSTORE PRIVATE KEY` PEM; password
+    /// [`KEY_PASSWORD`]).
+    pub private_key: PathBuf,
+    /// The public key file (PEM `PUBLIC KEY`, PKIX).
+    pub public_key: PathBuf,
+    /// The public key PEM, as it goes into a policy's `key.publicKey`.
+    pub public_key_pem: String,
+    dir: TempDir,
+    tools: Tools,
+}
+
+impl KeyPair {
+    /// Generates a key pair: P-256 with `cosign generate-key-pair`, the others with
+    /// `openssl genpkey` and `cosign import-key-pair`.
+    pub fn generate(key_type: KeyType) -> KeyPair {
+        let tools = Tools::get();
+        let dir = tempfile::Builder::new().prefix("trustgate-key-").tempdir().expect("create key temp dir");
+        let cosign = |args: &[&str]| {
+            run(Command::new(&tools.cosign).args(args).current_dir(dir.path()).env("COSIGN_PASSWORD", KEY_PASSWORD));
+        };
+        let openssl_args: &[&str] = match key_type {
+            KeyType::P256 => &[],
+            KeyType::P384 => &["-algorithm", "EC", "-pkeyopt", "ec_paramgen_curve:P-384"],
+            KeyType::Rsa => &["-algorithm", "RSA", "-pkeyopt", "rsa_keygen_bits:3072"],
+            KeyType::Ed25519 => &["-algorithm", "ED25519"],
+        };
+        if key_type == KeyType::P256 {
+            cosign(&["generate-key-pair", "--output-key-prefix", "cosign"]);
+        } else {
+            run(Command::new(&tools.openssl)
+                .arg("genpkey")
+                .args(openssl_args)
+                .args(["-out", "plain.pem"])
+                .current_dir(dir.path()));
+            cosign(&["import-key-pair", "--yes", "--key", "plain.pem", "--output-key-prefix", "cosign"]);
+            std::fs::remove_file(dir.path().join("plain.pem")).expect("remove plain key");
+        }
+        let private_key = dir.path().join("cosign.key");
+        let public_key = dir.path().join("cosign.pub");
+        let public_key_pem = std::fs::read_to_string(&public_key).expect("read cosign.pub");
+        assert!(public_key_pem.starts_with("-----BEGIN PUBLIC KEY-----"), "unexpected public key: {public_key_pem}");
+        KeyPair { key_type, private_key, public_key, public_key_pem, dir, tools }
+    }
+
+    /// Signs an image with the real cosign in the classic format, offline: no transparency
+    /// log, no signing config from TUF, plain HTTP to the loopback registry. Sign by digest
+    /// (`REPO@sha256:...`); cosign would resolve a tag itself. A second signature on the same
+    /// image is appended as another layer of the same `.sig` manifest.
+    ///
+    /// Panics with cosign's output on failure.
+    pub fn sign(&self, image_digest_ref: &str) {
+        run(Command::new(&self.tools.cosign)
+            .arg("sign")
+            .arg("--key")
+            .arg(&self.private_key)
+            .args(CLASSIC_OFFLINE_SIGN_FLAGS)
+            .arg(image_digest_ref)
+            .current_dir(self.dir.path())
+            .env("COSIGN_PASSWORD", KEY_PASSWORD));
+    }
+
+    /// Runs `cosign verify` with this public key, tlog ignored, plain HTTP allowed, and the
+    /// digest algorithm this key type signs with. `Ok(stdout)` if cosign verified,
+    /// `Err(stderr)` if not. (Always `Err` for Ed25519 with cosign v3.1.3, see [`KeyType`].)
+    pub fn cosign_verify(&self, image_ref: &str) -> Result<String, String> {
+        let out = run_unchecked(
+            Command::new(&self.tools.cosign)
+                .arg("verify")
+                .arg("--key")
+                .arg(&self.public_key)
+                .args(["--insecure-ignore-tlog=true", "--allow-http-registry"])
+                .args(["--signature-digest-algorithm", self.key_type.signature_digest_algorithm()])
+                .arg(image_ref)
+                .current_dir(self.dir.path()),
+        );
+        if out.status.success() {
+            Ok(String::from_utf8_lossy(&out.stdout).into_owned())
+        } else {
+            Err(String::from_utf8_lossy(&out.stderr).into_owned())
+        }
+    }
+}
+
+/// The `cosign sign` flags (besides `--key`) that make cosign v3.1.3 write a classic `.sig`
+/// signature offline: `--tlog-upload=false` (deprecated but honoured) needs
+/// `--use-signing-config=false`, `--new-bundle-format=false` selects the classic format
+/// (without it cosign v3 writes a sigstore bundle through the referrers tag fallback).
+pub const CLASSIC_OFFLINE_SIGN_FLAGS: &[&str] = &[
+    "--tlog-upload=false",
+    "--use-signing-config=false",
+    "--new-bundle-format=false",
+    "--allow-http-registry",
+    "--yes",
+];
+
+/// Copies `from`'s classic signature manifest (its `sha256-<hex>.sig` tag, with blobs) to
+/// `to`'s signature tag, replacing any signature `to` had: a signature that is genuine, but
+/// for another image.
+pub fn copy_signature(registry: &Registry, from: &PushedImage, to: &PushedImage) {
+    for image in [from, to] {
+        assert!(
+            image.repo_ref.starts_with(&format!("{}/", registry.addr)),
+            "{} is not in registry {}",
+            image.repo_ref,
+            registry.addr
+        );
+    }
+    run(Command::new(&registry.tools.skopeo)
+        .args(["--insecure-policy", "copy", "--quiet", "--preserve-digests"])
+        .args(["--src-tls-verify=false", "--dest-tls-verify=false"])
+        .arg(format!("docker://{}:{}", from.repo_ref, from.sig_tag()))
+        .arg(format!("docker://{}:{}", to.repo_ref, to.sig_tag())));
+}
+
+/// Rewrites the image's classic `.sig` manifest so that its first layer points at an altered
+/// simple-signing payload: the payload gets `"optional": {"trustgate.test/tampered": "true"}`
+/// (its `docker-manifest-digest` still names the image, so only the signature check can catch
+/// it), is pushed as a new blob, and the layer's digest and size are updated while its
+/// signature annotation is kept. Returns the tampered payload bytes.
+pub fn tamper_signature_payload(registry: &Registry, image: &PushedImage) -> Vec<u8> {
+    let mut manifest = registry
+        .signature_manifest(image)
+        .unwrap_or_else(|| panic!("{} has no {} tag", image.repo_ref, image.sig_tag()));
+    let layer = &manifest["layers"][0];
+    assert_eq!(layer["mediaType"], SIMPLE_SIGNING_MEDIA_TYPE, "not a classic signature manifest: {manifest}");
+    let old_digest = layer["digest"].as_str().expect("layer digest").to_string();
+    let mut payload: serde_json::Value =
+        serde_json::from_slice(&registry.blob(&image.repo, &old_digest)).expect("payload JSON");
+    let mut optional = payload["optional"].as_object().cloned().unwrap_or_default();
+    optional.insert("trustgate.test/tampered".into(), "true".into());
+    payload["optional"] = serde_json::Value::Object(optional);
+    let tampered = serde_json::to_vec(&payload).expect("serialize payload");
+    let new_digest = registry.put_blob(&image.repo, &tampered);
+    assert_ne!(new_digest, old_digest, "tampering did not change the payload");
+    manifest["layers"][0]["digest"] = new_digest.into();
+    manifest["layers"][0]["size"] = tampered.len().into();
+    registry.put_manifest(&image.repo, &image.sig_tag(), &manifest);
+    tampered
+}
+
+/// Writes `DIR/NAME.yaml` (a policy file for `--policy-dir` style loading) and returns its
+/// path.
+pub fn write_policy(dir: &Path, name: &str, yaml: &str) -> PathBuf {
+    let path = dir.join(format!("{name}.yaml"));
+    std::fs::write(&path, yaml).unwrap_or_else(|e| panic!("write {}: {e}", path.display()));
+    path
+}
