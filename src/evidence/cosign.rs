@@ -5,8 +5,9 @@
 //! `critical.image.docker-manifest-digest` must then equal the digest being admitted, so a
 //! signature copied from another image never counts.
 
+use base64::Engine as _;
 use serde::Deserialize;
-use sigstore::crypto::Signature;
+use sigstore::crypto::{CosignVerificationKey, Signature};
 
 use super::SignatureLayer;
 use crate::images::Digest;
@@ -50,8 +51,7 @@ pub fn verify(keys: &[TrustedKey], digest: &Digest, layers: &[SignatureLayer]) -
     let mut report = SignatureReport { examined: layers.len(), ..Default::default() };
     for key in keys {
         for layer in layers {
-            let signature = Signature::Base64Encoded(layer.signature.as_bytes());
-            if key.key.verify_signature(signature, &layer.payload).is_err() {
+            if !signature_verifies(&key.key, &layer.signature, &layer.payload) {
                 continue;
             }
             // Verified: from here on the payload is the signer's word.
@@ -77,11 +77,36 @@ pub fn verify(keys: &[TrustedKey], digest: &Digest, layers: &[SignatureLayer]) -
     report
 }
 
+/// Does `signature_b64` verify over `payload` with `key`?
+///
+/// cosign signs with Ed25519 keys in the pre-hashed variant (Ed25519ph, RFC 8032 §5.1), which
+/// the sigstore crate does not verify; both variants are accepted for an Ed25519 key.
+fn signature_verifies(key: &CosignVerificationKey, signature_b64: &str, payload: &[u8]) -> bool {
+    if key.verify_signature(Signature::Base64Encoded(signature_b64.as_bytes()), payload).is_ok() {
+        return true;
+    }
+    let CosignVerificationKey::ED25519(spki) = key else { return false };
+    verify_ed25519ph(spki, signature_b64, payload)
+}
+
+fn verify_ed25519ph(spki: &[u8], signature_b64: &str, payload: &[u8]) -> bool {
+    use ed25519_dalek::{Signature as EdSignature, VerifyingKey};
+    use sha2::{Digest as _, Sha512};
+    // An Ed25519 SubjectPublicKeyInfo is a fixed 12-byte header and the 32-byte key.
+    let Some(raw) = spki.len().checked_sub(32).map(|start| &spki[start..]) else { return false };
+    let (Ok(raw), Ok(sig)) =
+        (<[u8; 32]>::try_from(raw), base64::engine::general_purpose::STANDARD.decode(signature_b64.trim()))
+    else {
+        return false;
+    };
+    let (Ok(vk), Ok(sig)) = (VerifyingKey::from_bytes(&raw), EdSignature::from_slice(&sig)) else { return false };
+    vk.verify_prehashed_strict(Sha512::new().chain_update(payload), None, &sig).is_ok()
+}
+
 #[cfg(test)]
 pub(crate) mod tests {
     use super::*;
-    use sigstore::crypto::signing_key::SigStoreKeyPair;
-    use sigstore::crypto::{CosignVerificationKey, SigningScheme};
+    use sigstore::crypto::SigningScheme;
 
     pub(crate) struct TestKey {
         signer: sigstore::crypto::SigStoreSigner,
@@ -101,7 +126,6 @@ pub(crate) mod tests {
             }
         }
         pub(crate) fn sign(&self, payload: &[u8]) -> SignatureLayer {
-            use base64::Engine;
             let sig = self.signer.sign(payload).unwrap();
             SignatureLayer {
                 digest: Digest::of(payload),
@@ -122,9 +146,6 @@ pub(crate) mod tests {
         Digest::of(&[n])
     }
 
-    #[allow(dead_code)]
-    fn _keypair_type_is_used(_: SigStoreKeyPair) {}
-
     #[test]
     fn a_signature_by_a_policy_key_over_this_digest_verifies() {
         for scheme in
@@ -136,6 +157,29 @@ pub(crate) mod tests {
             assert_eq!(report.verified, vec!["release"]);
             assert_eq!(report.examined, 1);
         }
+    }
+
+    #[test]
+    fn ed25519ph_signatures_as_cosign_makes_them_verify() {
+        use ed25519_dalek::SigningKey;
+        use sha2::{Digest as _, Sha512};
+        let signing = SigningKey::from_bytes(&[7u8; 32]);
+        // SPKI: SEQUENCE { SEQUENCE { OID 1.3.101.112 } BIT STRING key }
+        let mut spki = vec![0x30, 0x2a, 0x30, 0x05, 0x06, 0x03, 0x2b, 0x65, 0x70, 0x03, 0x21, 0x00];
+        spki.extend_from_slice(signing.verifying_key().as_bytes());
+        let key = TrustedKey { name: "ed".into(), key: CosignVerificationKey::try_from_der(&spki).unwrap() };
+        let d = digest(1);
+        let p = payload(d.as_str());
+        let sig = signing.sign_prehashed(Sha512::new().chain_update(&p), None).unwrap();
+        let layer = SignatureLayer {
+            digest: Digest::of(&p),
+            payload: p.clone(),
+            signature: base64::engine::general_purpose::STANDARD.encode(sig.to_bytes()),
+        };
+        assert_eq!(verify(std::slice::from_ref(&key), &d, &[layer.clone()]).verified, vec!["ed"]);
+        let mut altered = layer;
+        altered.payload = payload(digest(2).as_str());
+        assert!(verify(&[key], &d, &[altered]).verified.is_empty());
     }
 
     #[test]
