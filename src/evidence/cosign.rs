@@ -176,7 +176,7 @@ pub(crate) mod tests {
             payload: p.clone(),
             signature: base64::engine::general_purpose::STANDARD.encode(sig.to_bytes()),
         };
-        assert_eq!(verify(std::slice::from_ref(&key), &d, &[layer.clone()]).verified, vec!["ed"]);
+        assert_eq!(verify(std::slice::from_ref(&key), &d, std::slice::from_ref(&layer)).verified, vec!["ed"]);
         let mut altered = layer;
         altered.payload = payload(digest(2).as_str());
         assert!(verify(&[key], &d, &[altered]).verified.is_empty());
