@@ -21,7 +21,7 @@ use axum::http::{header, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use axum::Router;
-use hyper_util::rt::{TokioExecutor, TokioIo};
+use hyper_util::rt::TokioIo;
 use hyper_util::server::graceful::GracefulShutdown;
 use hyper_util::service::TowerToHyperService;
 use serde::Deserialize;
@@ -225,7 +225,7 @@ impl Bound {
                         continue;
                     }
                 },
-                _ = stop.wait_for(|s| *s) => break,
+                _ = async { let _ = stop.wait_for(|s| *s).await; } => break,
             };
             let _ = tcp.set_nodelay(true);
             let acceptor = acceptor.clone();
@@ -256,7 +256,6 @@ impl Bound {
             w.abort();
         }
         let _ = probe_task.await;
-        let _ = TokioExecutor::new();
     }
 }
 

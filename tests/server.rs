@@ -1,0 +1,285 @@
+//! The webhook over real TLS on loopback: the handshake the API server makes (TLS 1.3,
+//! HTTP/1.1, post-quantum key exchange), certificate rotation without dropping the listener,
+//! graceful shutdown, and admission of real cosign-signed images from the real registry.
+
+mod common;
+
+use std::net::SocketAddr;
+use std::path::Path;
+use std::sync::atomic::AtomicBool;
+use std::sync::Arc;
+use std::time::Duration;
+
+use http_body_util::{BodyExt, Full};
+use hyper::body::Bytes;
+use hyper_util::rt::TokioIo;
+use rustls::pki_types::ServerName;
+use serde_json::{json, Value};
+use trustgate::cache::{CacheConfig, Caches};
+use trustgate::decision::Unmatched;
+use trustgate::engine::Engine;
+use trustgate::evidence::{RegistryClient, RegistryConfig};
+use trustgate::metrics::Metrics;
+use trustgate::policy::{parse_documents, PolicySet};
+use trustgate::server::tls::self_signed;
+use trustgate::server::{AppState, Bound, CertSource, Settings};
+
+use common::{KeyPair, KeyType, Registry};
+
+fn state(policies: &str, insecure: Vec<String>) -> AppState {
+    let (policies, errors) = parse_documents(policies);
+    assert!(errors.is_empty(), "{errors:?}");
+    let metrics = Arc::new(Metrics::default());
+    let registry = RegistryClient::new(
+        RegistryConfig { insecure, timeout: Duration::from_secs(3), ..Default::default() },
+        metrics.clone(),
+    )
+    .unwrap();
+    let engine = Engine::new(
+        PolicySet::new(policies),
+        Arc::new(registry),
+        Caches::new(CacheConfig::default()),
+        Unmatched::Deny,
+        metrics.clone(),
+    );
+    AppState {
+        engine: Arc::new(engine),
+        metrics,
+        ready: Arc::new(AtomicBool::new(false)),
+        settings: Settings::default(),
+    }
+}
+
+/// A running server and the means to stop it.
+struct Running {
+    addr: SocketAddr,
+    probe: SocketAddr,
+    stop: Option<tokio::sync::oneshot::Sender<()>>,
+    task: tokio::task::JoinHandle<()>,
+}
+
+impl Running {
+    async fn start(certs: CertSource, state: AppState) -> Running {
+        let loopback: SocketAddr = "127.0.0.1:0".parse().unwrap();
+        let bound = Bound::bind(loopback, loopback, certs, state).await.unwrap();
+        let (addr, probe) = bound.local_addrs();
+        let (tx, rx) = tokio::sync::oneshot::channel::<()>();
+        let task = tokio::spawn(bound.run(async move {
+            let _ = rx.await;
+        }));
+        Running { addr, probe, stop: Some(tx), task }
+    }
+
+    async fn stop(mut self) {
+        let _ = self.stop.take().unwrap().send(());
+        tokio::time::timeout(Duration::from_secs(15), self.task).await.expect("server stops").unwrap();
+    }
+}
+
+type Sender = hyper::client::conn::http1::SendRequest<Full<Bytes>>;
+
+/// Connects like the API server: TLS to the service name with the CA bundle, HTTP/1.1.
+async fn connect(
+    addr: SocketAddr,
+    ca_pem: &str,
+) -> Result<(Sender, rustls::NamedGroup, rustls::ProtocolVersion), String> {
+    let mut roots = rustls::RootCertStore::empty();
+    for cert in rustls_pemfile::certs(&mut ca_pem.as_bytes()) {
+        roots.add(cert.unwrap()).unwrap();
+    }
+    let provider = Arc::new(rustls::crypto::aws_lc_rs::default_provider());
+    let mut config = rustls::ClientConfig::builder_with_provider(provider)
+        .with_safe_default_protocol_versions()
+        .unwrap()
+        .with_root_certificates(roots)
+        .with_no_client_auth();
+    config.alpn_protocols = vec![b"http/1.1".to_vec()];
+    let tcp = tokio::net::TcpStream::connect(addr).await.map_err(|e| e.to_string())?;
+    let tls = tokio_rustls::TlsConnector::from(Arc::new(config))
+        .connect(ServerName::try_from("localhost").unwrap(), tcp)
+        .await
+        .map_err(|e| e.to_string())?;
+    let (_, conn) = tls.get_ref();
+    let group = conn.negotiated_key_exchange_group().expect("key exchange").name();
+    let version = conn.protocol_version().expect("version");
+    assert_eq!(conn.alpn_protocol(), Some(&b"http/1.1"[..]));
+    let (sender, connection) =
+        hyper::client::conn::http1::handshake(TokioIo::new(tls)).await.map_err(|e| e.to_string())?;
+    tokio::spawn(connection);
+    Ok((sender, group, version))
+}
+
+async fn post_review(sender: &mut Sender, review: &Value) -> Value {
+    let request = hyper::Request::post("/validate?timeout=5s")
+        .header("host", "localhost")
+        .header("content-type", "application/json")
+        .body(Full::new(Bytes::from(serde_json::to_vec(review).unwrap())))
+        .unwrap();
+    sender.ready().await.unwrap();
+    let response = sender.send_request(request).await.unwrap();
+    assert_eq!(response.status(), 200);
+    let body = response.into_body().collect().await.unwrap().to_bytes();
+    serde_json::from_slice::<Value>(&body).unwrap()["response"].clone()
+}
+
+fn pod_review(image: &str) -> Value {
+    json!({
+        "apiVersion": "admission.k8s.io/v1",
+        "kind": "AdmissionReview",
+        "request": {
+            "uid": "4b1f0c7e-2f9c-4b8e-9a51-7d0f1d3e2a10",
+            "kind": {"group": "", "version": "v1", "kind": "Pod"},
+            "resource": {"group": "", "version": "v1", "resource": "pods"},
+            "name": "api", "namespace": "shop", "operation": "CREATE",
+            "userInfo": {"username": "dev"},
+            "object": {"apiVersion": "v1", "kind": "Pod", "metadata": {"name": "api", "namespace": "shop"},
+                       "spec": {"containers": [{"name": "api", "image": image}]}},
+            "oldObject": null, "dryRun": false
+        }
+    })
+}
+
+fn write_pair(dir: &Path, cert_pem: &str, key_pem: &str) {
+    // Write to temporaries and rename, as a Secret volume update does.
+    std::fs::write(dir.join("tls.crt.tmp"), cert_pem).unwrap();
+    std::fs::write(dir.join("tls.key.tmp"), key_pem).unwrap();
+    std::fs::rename(dir.join("tls.key.tmp"), dir.join("tls.key")).unwrap();
+    std::fs::rename(dir.join("tls.crt.tmp"), dir.join("tls.crt")).unwrap();
+}
+
+const ALLOW_ALL: &str = "apiVersion: trustgate.dev/v1alpha1\nkind: ClusterImagePolicy\nmetadata: {name: all}\nspec:\n  images: [{glob: \"**\"}]\n";
+
+#[tokio::test]
+async fn tls13_with_post_quantum_key_exchange_and_http11() {
+    let generated = self_signed(&["localhost".into()]).unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    write_pair(dir.path(), &generated.cert_pem, &generated.key_pem);
+    let certs = CertSource::Files {
+        cert: dir.path().join("tls.crt"),
+        key: dir.path().join("tls.key"),
+        reload_interval: Duration::from_millis(100),
+    };
+    let server = Running::start(certs, state(ALLOW_ALL, vec![])).await;
+    let (mut sender, group, version) = connect(server.addr, &generated.ca_pem).await.unwrap();
+    assert_eq!(version, rustls::ProtocolVersion::TLSv1_3);
+    assert_eq!(group, rustls::NamedGroup::X25519MLKEM768, "aws-lc-rs offers and prefers the hybrid PQ group");
+    let response = post_review(&mut sender, &pod_review("nginx")).await;
+    assert_eq!(response["allowed"], true);
+    server.stop().await;
+}
+
+#[tokio::test]
+async fn certificates_rotate_without_dropping_the_listener_or_open_connections() {
+    let first = self_signed(&["localhost".into()]).unwrap();
+    let second = self_signed(&["localhost".into()]).unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    write_pair(dir.path(), &first.cert_pem, &first.key_pem);
+    let certs = CertSource::Files {
+        cert: dir.path().join("tls.crt"),
+        key: dir.path().join("tls.key"),
+        reload_interval: Duration::from_millis(100),
+    };
+    let server = Running::start(certs, state(ALLOW_ALL, vec![])).await;
+    let (mut kept, _, _) = connect(server.addr, &first.ca_pem).await.unwrap();
+    assert_eq!(post_review(&mut kept, &pod_review("nginx")).await["allowed"], true);
+
+    // A half-written pair is ignored: the old certificate keeps serving.
+    std::fs::write(dir.path().join("tls.key"), "-----BEGIN PRIVATE KEY-----\ngarbage").unwrap();
+    tokio::time::sleep(Duration::from_millis(400)).await;
+    assert!(connect(server.addr, &first.ca_pem).await.is_ok(), "a broken file must not take serving down");
+
+    write_pair(dir.path(), &second.cert_pem, &second.key_pem);
+    let mut rotated = false;
+    for _ in 0..50 {
+        tokio::time::sleep(Duration::from_millis(100)).await;
+        if connect(server.addr, &second.ca_pem).await.is_ok() {
+            rotated = true;
+            break;
+        }
+    }
+    assert!(rotated, "the new certificate is served on the same port");
+    let err = connect(server.addr, &first.ca_pem).await.err().expect("the old CA no longer verifies new handshakes");
+    assert!(err.contains("invalid peer certificate"), "{err}");
+    // The keep-alive connection made before the rotation still works.
+    assert_eq!(post_review(&mut kept, &pod_review("nginx")).await["allowed"], true);
+    server.stop().await;
+}
+
+#[tokio::test]
+async fn ready_while_serving_and_graceful_on_shutdown() {
+    let generated = self_signed(&["localhost".into()]).unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let ca_out = dir.path().join("ca.pem");
+    let s = state(ALLOW_ALL, vec![]);
+    let ready = s.ready.clone();
+    let server =
+        Running::start(CertSource::SelfSigned { names: vec!["localhost".into()], ca_out: ca_out.clone() }, s).await;
+    tokio::time::sleep(Duration::from_millis(50)).await;
+    assert!(ready.load(std::sync::atomic::Ordering::Acquire));
+    let ca = std::fs::read_to_string(&ca_out).unwrap();
+    assert!(ca.starts_with("-----BEGIN CERTIFICATE-----"));
+    assert_ne!(ca, generated.ca_pem);
+    let (mut sender, _, _) = connect(server.addr, &ca).await.unwrap();
+    assert_eq!(post_review(&mut sender, &pod_review("nginx")).await["allowed"], true);
+    let probe = tokio::net::TcpStream::connect(server.probe).await;
+    assert!(probe.is_ok());
+    let addr = server.addr;
+    server.stop().await;
+    assert!(!ready.load(std::sync::atomic::Ordering::Acquire), "not ready once shutting down");
+    assert!(tokio::net::TcpStream::connect(addr).await.is_err(), "the listener is closed");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn real_cosign_signatures_decide_over_tls() {
+    let (registry, key, other, signed, unsigned, wrong) = tokio::task::spawn_blocking(|| {
+        let registry = Registry::start();
+        let key = KeyPair::generate(KeyType::P256);
+        let other = KeyPair::generate(KeyType::P256);
+        let signed = registry.push_image("shop/api", "v1");
+        key.sign(&signed.digest_ref);
+        let unsigned = registry.push_image("shop/api", "v2");
+        let wrong = registry.push_image("shop/api", "v3");
+        other.sign(&wrong.digest_ref);
+        (registry, key, other, signed, unsigned, wrong)
+    })
+    .await
+    .unwrap();
+    let _ = &other;
+    let pem = key.public_key_pem.trim().replace('\n', "\n            ");
+    let policy = format!(
+        "apiVersion: trustgate.dev/v1alpha1\nkind: ClusterImagePolicy\nmetadata: {{name: shop-release}}\nspec:\n  images: [{{glob: \"{}/shop/**\"}}]\n  signatures:\n    authorities:\n      - name: release-key\n        key:\n          publicKey: |\n            {pem}\n",
+        registry.addr
+    );
+    let generated = self_signed(&["localhost".into()]).unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    write_pair(dir.path(), &generated.cert_pem, &generated.key_pem);
+    let certs = CertSource::Files {
+        cert: dir.path().join("tls.crt"),
+        key: dir.path().join("tls.key"),
+        reload_interval: Duration::from_secs(2),
+    };
+    let server = Running::start(certs, state(&policy, vec![registry.addr.clone()])).await;
+    let (mut sender, _, _) = connect(server.addr, &generated.ca_pem).await.unwrap();
+
+    let response = post_review(&mut sender, &pod_review(&signed.tag_ref)).await;
+    assert_eq!(response["allowed"], true, "{response}");
+
+    let response = post_review(&mut sender, &pod_review(&unsigned.tag_ref)).await;
+    assert_eq!(response["allowed"], false);
+    let message = response["status"]["message"].as_str().unwrap();
+    assert_eq!(
+        message,
+        format!(
+            "trustgate denied Pod shop/api:\n  spec.containers[0].image {} ({}): policy \"shop-release\": no signature found; \
+             the policy requires one verified by [release-key]; sign with: cosign sign --key <key> {}",
+            unsigned.tag_ref, unsigned.digest, unsigned.digest_ref
+        )
+    );
+
+    let response = post_review(&mut sender, &pod_review(&wrong.digest_ref)).await;
+    assert_eq!(response["allowed"], false);
+    let message = response["status"]["message"].as_str().unwrap();
+    assert!(message.contains("1 signature found, none verified by any of [release-key]"), "{message}");
+    server.stop().await;
+    drop(registry);
+}
