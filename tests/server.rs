@@ -198,7 +198,7 @@ async fn certificates_rotate_without_dropping_the_listener_or_open_connections()
         }
     }
     assert!(rotated, "the new certificate is served on the same port");
-    let err = connect(server.addr, &first.ca_pem).await.err().expect("the old CA no longer verifies new handshakes");
+    let err = connect(server.addr, &first.ca_pem).await.expect_err("the old CA no longer verifies new handshakes");
     assert!(err.contains("invalid peer certificate"), "{err}");
     // The keep-alive connection made before the rotation still works.
     assert_eq!(post_review(&mut kept, &pod_review("nginx")).await["allowed"], true);
