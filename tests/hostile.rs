@@ -1,0 +1,239 @@
+//! Hostile and broken registries. A real registry cannot be made to hang, lie about sizes,
+//! send garbage or fail with 500, so these tests use a small fake HTTP server on loopback that
+//! does exactly one of those things for the signature manifest (everything else answers as a
+//! registry would). Each case asserts a denial with its own clear message, within the deadline.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use serde_json::json;
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::{TcpListener, TcpStream};
+use tokio::time::Instant;
+use trustgate::cache::{CacheConfig, Caches};
+use trustgate::decision::{Decision, Unmatched};
+use trustgate::engine::Engine;
+use trustgate::evidence::{Limits, RegistryClient, RegistryConfig};
+use trustgate::images::{Digest, WorkloadImage};
+use trustgate::metrics::Metrics;
+use trustgate::policy::{parse_documents, Labels, PolicySet};
+
+/// What the fake does when asked for the signature manifest.
+#[derive(Clone, Copy, Debug)]
+enum Misbehaviour {
+    /// Declares a 100 MB manifest.
+    HugeDeclared,
+    /// Streams 8 MB without declaring a length.
+    HugeChunked,
+    /// Accepts the connection and never answers.
+    Hang,
+    /// Answers 200 with HTML.
+    Garbage,
+    /// Answers 500.
+    ServerError,
+    /// A manifest with 1,000 signature layers.
+    TooManySignatures,
+    /// One layer whose blob does not hash to its digest.
+    BlobMismatch,
+}
+
+const KEY: &str = "-----BEGIN PUBLIC KEY-----
+MFkwEwYHKoZIzj0CAQYIKoZIzj0DAQcDQgAEkKPDbYxGOFyqfIt+zDbTZVoql7VW
+HmhSPuBlmiGFYe70BZlGiFJ+l5r29JGkFWtbsXeZuLV+KTPZ23Xb7a+gSg==
+-----END PUBLIC KEY-----";
+
+async fn fake_registry(mode: Misbehaviour) -> (String, tokio::task::JoinHandle<()>) {
+    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap().to_string();
+    let task = tokio::spawn(async move {
+        loop {
+            let Ok((stream, _)) = listener.accept().await else { return };
+            tokio::spawn(handle(stream, mode));
+        }
+    });
+    (addr, task)
+}
+
+async fn handle(mut stream: TcpStream, mode: Misbehaviour) {
+    let mut buf = vec![0u8; 8192];
+    let mut read = 0;
+    while !buf[..read].windows(4).any(|w| w == b"\r\n\r\n") {
+        match stream.read(&mut buf[read..]).await {
+            Ok(0) | Err(_) => return,
+            Ok(n) => read += n,
+        }
+    }
+    let head = String::from_utf8_lossy(&buf[..read]).to_string();
+    let path = head.split_whitespace().nth(1).unwrap_or_default().to_owned();
+    let respond = |status: &str, headers: &str, body: &[u8]| {
+        let mut out =
+            format!("HTTP/1.1 {status}\r\nContent-Length: {}\r\nConnection: close\r\n{headers}\r\n", body.len())
+                .into_bytes();
+        out.extend_from_slice(body);
+        out
+    };
+    let blob = b"{\"critical\":{}}".to_vec();
+    let out = if !path.contains(".sig") && path.contains("/manifests/") {
+        respond("200 OK", &format!("Docker-Content-Digest: {}\r\n", Digest::of(b"image")), b"{}")
+    } else if path.contains("/blobs/") {
+        respond("200 OK", "", &blob)
+    } else {
+        match mode {
+            Misbehaviour::HugeDeclared => {
+                let _ = stream.write_all(b"HTTP/1.1 200 OK\r\nContent-Length: 100000000\r\n\r\n{").await;
+                let _ = stream.write_all(&vec![b' '; 1 << 20]).await;
+                return;
+            }
+            Misbehaviour::HugeChunked => {
+                let _ = stream.write_all(b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n").await;
+                let chunk = vec![b' '; 64 << 10];
+                for _ in 0..128 {
+                    let mut c = format!("{:x}\r\n", chunk.len()).into_bytes();
+                    c.extend_from_slice(&chunk);
+                    c.extend_from_slice(b"\r\n");
+                    if stream.write_all(&c).await.is_err() {
+                        return;
+                    }
+                }
+                let _ = stream.write_all(b"0\r\n\r\n").await;
+                return;
+            }
+            Misbehaviour::Hang => {
+                tokio::time::sleep(Duration::from_secs(60)).await;
+                return;
+            }
+            Misbehaviour::Garbage => respond("200 OK", "", b"<html>welcome to nginx</html>"),
+            Misbehaviour::ServerError => respond("500 Internal Server Error", "", b"oops"),
+            Misbehaviour::TooManySignatures | Misbehaviour::BlobMismatch => {
+                let count = if matches!(mode, Misbehaviour::TooManySignatures) { 1000 } else { 1 };
+                let layer = json!({
+                    "mediaType": "application/vnd.dev.cosign.simplesigning.v1+json",
+                    "digest": Digest::of(b"something else").as_str(),
+                    "size": blob.len(),
+                    "annotations": {"dev.cosignproject.cosign/signature": "MEUCIQ=="}
+                });
+                let manifest = json!({"schemaVersion": 2, "layers": vec![layer; count]});
+                respond("200 OK", "", &serde_json::to_vec(&manifest).unwrap())
+            }
+        }
+    };
+    let _ = stream.write_all(&out).await;
+}
+
+async fn decide(addr: &str, registry_timeout: Duration, deadline: Duration) -> (Decision, Duration) {
+    let key = KEY.replace('\n', "\n            ");
+    let yaml = format!(
+        "apiVersion: trustgate.dev/v1alpha1\nkind: ClusterImagePolicy\nmetadata: {{name: release}}\nspec:\n  images: [{{glob: \"{addr}/**\"}}]\n  signatures:\n    authorities:\n      - name: release-key\n        key:\n          publicKey: |\n            {key}\n"
+    );
+    let (policies, errors) = parse_documents(&yaml);
+    assert!(errors.is_empty(), "{errors:?}");
+    let metrics = Arc::new(Metrics::default());
+    let config = RegistryConfig {
+        insecure: vec![addr.to_owned()],
+        timeout: registry_timeout,
+        limits: Limits::default(),
+        ..Default::default()
+    };
+    let engine = Arc::new(Engine::new(
+        PolicySet::new(policies),
+        Arc::new(RegistryClient::new(config, metrics.clone()).unwrap()),
+        Caches::new(CacheConfig::default()),
+        Unmatched::Deny,
+        metrics,
+    ));
+    let image = WorkloadImage {
+        path: "spec.containers[0].image".into(),
+        container: "app".into(),
+        image: format!("{addr}/app:v1"),
+    };
+    let started = Instant::now();
+    let decision = engine.evaluate(&[image], &Labels::new(), started + deadline).await;
+    (decision, started.elapsed())
+}
+
+async fn denial(mode: Misbehaviour) -> String {
+    let (addr, server) = fake_registry(mode).await;
+    let (decision, elapsed) = decide(&addr, Duration::from_secs(2), Duration::from_secs(5)).await;
+    server.abort();
+    assert!(!decision.allowed, "{mode:?} must deny");
+    assert!(elapsed < Duration::from_secs(5), "{mode:?} took {elapsed:?}");
+    assert_eq!(decision.denials.len(), 1, "{:?}", decision.denials);
+    let line = decision.denials[0].clone();
+    assert!(!line.contains("no signature found"), "{mode:?} must not look unsigned: {line}");
+    line
+}
+
+#[tokio::test]
+async fn a_declared_oversized_manifest_is_refused_unread() {
+    let line = denial(Misbehaviour::HugeDeclared).await;
+    assert!(line.ends_with("sent a signature manifest over trustgate's cap of 4194304 bytes"), "{line}");
+}
+
+#[tokio::test]
+async fn an_undeclared_oversized_manifest_is_cut_off_at_the_cap() {
+    let line = denial(Misbehaviour::HugeChunked).await;
+    assert!(line.ends_with("sent a signature manifest over trustgate's cap of 4194304 bytes"), "{line}");
+}
+
+#[tokio::test]
+async fn garbage_is_an_invalid_response() {
+    let line = denial(Misbehaviour::Garbage).await;
+    assert!(line.contains("could not evaluate: registry 127.0.0.1:"), "{line}");
+    assert!(line.contains("sent an invalid signature manifest: expected value"), "{line}");
+}
+
+#[tokio::test]
+async fn a_server_error_is_a_registry_error() {
+    let line = denial(Misbehaviour::ServerError).await;
+    assert!(line.contains("answered HTTP 500 for the signature manifest"), "{line}");
+}
+
+#[tokio::test]
+async fn too_many_signatures_are_refused() {
+    let line = denial(Misbehaviour::TooManySignatures).await;
+    assert!(line.contains("sent 1000 signatures for sha256:"), "{line}");
+    assert!(line.ends_with("over trustgate's cap of 64 signatures"), "{line}");
+}
+
+#[tokio::test]
+async fn a_blob_that_does_not_match_its_digest_is_refused() {
+    let line = denial(Misbehaviour::BlobMismatch).await;
+    assert!(line.contains("sent an invalid signature payload: its content does not match its digest"), "{line}");
+}
+
+#[tokio::test]
+async fn a_hanging_registry_times_out_per_request() {
+    let (addr, server) = fake_registry(Misbehaviour::Hang).await;
+    let (decision, elapsed) = decide(&addr, Duration::from_secs(1), Duration::from_secs(5)).await;
+    server.abort();
+    assert!(!decision.allowed);
+    assert!(elapsed >= Duration::from_secs(1) && elapsed < Duration::from_secs(3), "{elapsed:?}");
+    assert!(decision.denials[0].ends_with("did not answer within 1s"), "{}", decision.denials[0]);
+}
+
+#[tokio::test]
+async fn a_hanging_registry_cannot_outlast_the_admission_deadline() {
+    let (addr, server) = fake_registry(Misbehaviour::Hang).await;
+    let (decision, elapsed) = decide(&addr, Duration::from_secs(30), Duration::from_millis(500)).await;
+    server.abort();
+    assert!(!decision.allowed);
+    assert!(elapsed < Duration::from_millis(900), "answered after {elapsed:?}");
+    assert!(
+        decision.denials[0].contains("could not evaluate within the 500ms admission deadline"),
+        "{}",
+        decision.denials[0]
+    );
+}
+
+#[tokio::test]
+async fn an_unreachable_registry_is_named() {
+    // Bind and drop to get a port nothing listens on.
+    let addr = TcpListener::bind("127.0.0.1:0").await.unwrap().local_addr().unwrap().to_string();
+    let (decision, _) = decide(&addr, Duration::from_secs(2), Duration::from_secs(5)).await;
+    assert!(!decision.allowed);
+    assert!(
+        decision.denials[0].contains(&format!("could not evaluate: registry {addr} is unreachable")),
+        "{}",
+        decision.denials[0]
+    );
+}
