@@ -13,11 +13,15 @@ mkdir -p "$CACHE"
 
 log() { echo "tools: $*" >&2; }
 
-# Debian packages: the registry (distribution 2.8), the image builder and the copier.
+# Debian packages: the registry (distribution 2.8), the image builder and copier, curl and
+# openssl for the test harness, wrk for the load script.
 need_apt=()
 command -v docker-registry >/dev/null || need_apt+=(docker-registry)
 command -v umoci >/dev/null || need_apt+=(umoci)
 command -v skopeo >/dev/null || need_apt+=(skopeo)
+command -v curl >/dev/null || need_apt+=(curl)
+command -v openssl >/dev/null || need_apt+=(openssl)
+command -v wrk >/dev/null || need_apt+=(wrk)
 if [ ${#need_apt[@]} -gt 0 ]; then
   log "apt-get install ${need_apt[*]}"
   SUDO=""; [ "$(id -u)" = 0 ] || SUDO=sudo

@@ -44,6 +44,17 @@ pub const SIGNATURE_ANNOTATION: &str = "dev.cosignproject.cosign/signature";
 /// Media type of an OCI image manifest.
 pub const OCI_MANIFEST_MEDIA_TYPE: &str = "application/vnd.oci.image.manifest.v1+json";
 
+/// User name of the only account of a registry started with [`Registry::start_with_htpasswd`].
+pub const HTPASSWD_USER: &str = "ci";
+
+/// Password of [`HTPASSWD_USER`].
+pub const HTPASSWD_PASSWORD: &str = "trustgate-test";
+
+/// The `htpasswd` line for [`HTPASSWD_USER`] / [`HTPASSWD_PASSWORD`]: a bcrypt hash (cost 4, the
+/// cheapest distribution accepts), computed once with Python's `crypt.crypt(password,
+/// crypt.mksalt(crypt.METHOD_BLOWFISH, rounds=16))`, so the tests need no `htpasswd` tool.
+const HTPASSWD_LINE: &str = "ci:$2b$04$hBquUUmdyAkuQ/889kM9.OR1fj.hpBFJKrJbBoL0sz4z9tz6.GmSi";
+
 /// How long to wait for a registry to answer `/v2/` after it is started.
 const REGISTRY_START_TIMEOUT: Duration = Duration::from_secs(15);
 
@@ -242,6 +253,9 @@ pub fn sha256_digest(bytes: &[u8]) -> String {
 pub struct Registry {
     /// `127.0.0.1:PORT`.
     pub addr: String,
+    /// Username and password the registry requires, if it was started with
+    /// [`Registry::start_with_htpasswd`].
+    credentials: Option<(String, String)>,
     child: Option<Child>,
     dir: TempDir,
     tools: Tools,
@@ -252,17 +266,40 @@ impl Registry {
     /// *this* registry (a per-instance response header tells it apart from anything else that
     /// might have taken the port). Panics, with the registry's log, if it does not come up.
     pub fn start() -> Registry {
+        Registry::start_inner(false)
+    }
+
+    /// Like [`Registry::start`], but the registry requires HTTP basic authentication
+    /// (distribution's `auth: htpasswd`) as [`HTPASSWD_USER`] / [`HTPASSWD_PASSWORD`]: without
+    /// credentials every API call answers `401` with `WWW-Authenticate: Basic realm=...`.
+    /// The harness's own calls ([`Registry::push_image`], [`Registry::manifest`], ...) send the
+    /// credentials; sign with [`KeyPair::sign_on`].
+    pub fn start_with_htpasswd() -> Registry {
+        Registry::start_inner(true)
+    }
+
+    fn start_inner(htpasswd: bool) -> Registry {
         let tools = Tools::get();
         let dir = tempfile::Builder::new().prefix("trustgate-registry-").tempdir().expect("create registry temp dir");
         let storage = dir.path().join("storage");
         std::fs::create_dir(&storage).expect("create registry storage dir");
         let instance = unique_token(dir.path());
+        let htpasswd_file = htpasswd.then(|| {
+            let path = dir.path().join("htpasswd");
+            std::fs::write(&path, format!("{HTPASSWD_LINE}\n")).expect("write htpasswd file");
+            path
+        });
+        let credentials = htpasswd.then(|| (HTPASSWD_USER.to_string(), HTPASSWD_PASSWORD.to_string()));
         let mut last_error = String::new();
         for _attempt in 0..5 {
             let port = free_port();
             let addr = format!("127.0.0.1:{port}");
             let config = dir.path().join("config.yml");
-            std::fs::write(&config, registry_config(&addr, &storage, &instance)).expect("write registry config");
+            let mut text = registry_config(&addr, &storage, &instance);
+            if let Some(path) = &htpasswd_file {
+                let _ = write!(text, "auth:\n  htpasswd:\n    realm: trustgate-test\n    path: {}\n", path.display());
+            }
+            std::fs::write(&config, text).expect("write registry config");
             let log_path = dir.path().join("registry.log");
             let log = std::fs::File::create(&log_path).expect("create registry log");
             let mut child = Command::new(&tools.registry)
@@ -273,8 +310,9 @@ impl Registry {
                 .stderr(log)
                 .spawn()
                 .unwrap_or_else(|e| panic!("cannot start {}: {e}", tools.registry.display()));
-            match wait_until_ready(&mut child, &addr, &instance) {
-                Ok(()) => return Registry { addr, child: Some(child), dir, tools },
+            let ready_status = if htpasswd { 401 } else { 200 };
+            match wait_until_ready(&mut child, &addr, &instance, ready_status) {
+                Ok(()) => return Registry { addr, credentials, child: Some(child), dir, tools },
                 Err(reason) => {
                     let _ = child.kill();
                     let _ = child.wait();
@@ -291,6 +329,31 @@ impl Registry {
     /// `http://127.0.0.1:PORT`.
     pub fn url(&self) -> String {
         format!("http://{}", self.addr)
+    }
+
+    /// The username and password this registry requires, if any.
+    pub fn credentials(&self) -> Option<(&str, &str)> {
+        self.credentials.as_ref().map(|(u, p)| (u.as_str(), p.as_str()))
+    }
+
+    /// A docker `config.json` (`{"auths": {"127.0.0.1:PORT": {"auth": base64(user:password)}}}`)
+    /// with this registry's credentials, or other ones.
+    pub fn docker_config_json(&self, username: &str, password: &str) -> String {
+        use base64::Engine as _;
+        let auth = base64::engine::general_purpose::STANDARD.encode(format!("{username}:{password}"));
+        serde_json::json!({ "auths": { self.addr.clone(): { "auth": auth } } }).to_string()
+    }
+
+    /// [`http`] with this registry's credentials, if it has any.
+    fn call(&self, method: &str, url: &str, headers: &[(&str, &str)], body: Option<&[u8]>) -> HttpResponse {
+        let basic;
+        let mut all = headers.to_vec();
+        if let Some((user, password)) = self.credentials() {
+            use base64::Engine as _;
+            basic = format!("Basic {}", base64::engine::general_purpose::STANDARD.encode(format!("{user}:{password}")));
+            all.push(("Authorization", &basic));
+        }
+        http(method, url, &all, body)
     }
 
     /// Whether the registry process is still running.
@@ -338,8 +401,12 @@ impl Registry {
         let repo_ref = format!("{}/{repo}", self.addr);
         let tag_ref = format!("{repo_ref}:{tag}");
         let digest_file = work.path().join("digest");
-        run(Command::new(&self.tools.skopeo)
-            .args(["--insecure-policy", "copy", "--quiet"])
+        let mut skopeo = Command::new(&self.tools.skopeo);
+        skopeo.args(["--insecure-policy", "copy", "--quiet"]);
+        if let Some((user, password)) = self.credentials() {
+            skopeo.arg("--dest-creds").arg(format!("{user}:{password}"));
+        }
+        run(skopeo
             .args(["--dest-tls-verify=false", "--format", "oci", "--digestfile"])
             .arg(&digest_file)
             .arg(format!("oci:{image}"))
@@ -363,7 +430,8 @@ impl Registry {
             "{OCI_MANIFEST_MEDIA_TYPE}, application/vnd.oci.image.index.v1+json, \
              application/vnd.docker.distribution.manifest.v2+json"
         );
-        let r = http("GET", &format!("{}/v2/{repo}/manifests/{reference}", self.url()), &[("Accept", &accept)], None);
+        let r =
+            self.call("GET", &format!("{}/v2/{repo}/manifests/{reference}", self.url()), &[("Accept", &accept)], None);
         match r.status {
             200 => Some(r.json()),
             404 => None,
@@ -376,7 +444,7 @@ impl Registry {
     pub fn put_manifest(&self, repo: &str, reference: &str, manifest: &serde_json::Value) -> String {
         let media_type = manifest["mediaType"].as_str().unwrap_or(OCI_MANIFEST_MEDIA_TYPE);
         let body = serde_json::to_vec(manifest).expect("serialize manifest");
-        let r = http(
+        let r = self.call(
             "PUT",
             &format!("{}/v2/{repo}/manifests/{reference}", self.url()),
             &[("Content-Type", media_type)],
@@ -388,7 +456,7 @@ impl Registry {
 
     /// `GET /v2/REPO/blobs/DIGEST`; panics unless the registry answers 200.
     pub fn blob(&self, repo: &str, digest: &str) -> Vec<u8> {
-        let r = http("GET", &format!("{}/v2/{repo}/blobs/{digest}", self.url()), &[], None);
+        let r = self.call("GET", &format!("{}/v2/{repo}/blobs/{digest}", self.url()), &[], None);
         assert_eq!(r.status, 200, "GET blob {repo}@{digest}");
         r.body
     }
@@ -396,21 +464,21 @@ impl Registry {
     /// Uploads a blob (`POST` then `PUT ?digest=`) and returns its digest.
     pub fn put_blob(&self, repo: &str, bytes: &[u8]) -> String {
         let digest = sha256_digest(bytes);
-        let start = http("POST", &format!("{}/v2/{repo}/blobs/uploads/", self.url()), &[], None);
+        let start = self.call("POST", &format!("{}/v2/{repo}/blobs/uploads/", self.url()), &[], None);
         assert_eq!(start.status, 202, "POST blob upload to {repo}");
         let location = start.header("location").expect("blob upload Location header");
         let mut url =
             if location.starts_with('/') { format!("{}{location}", self.url()) } else { location.to_string() };
         url.push(if url.contains('?') { '&' } else { '?' });
         let _ = write!(url, "digest={digest}");
-        let done = http("PUT", &url, &[("Content-Type", "application/octet-stream")], Some(bytes));
+        let done = self.call("PUT", &url, &[("Content-Type", "application/octet-stream")], Some(bytes));
         assert_eq!(done.status, 201, "PUT blob to {repo}: {}", String::from_utf8_lossy(&done.body));
         digest
     }
 
     /// The tags of a repository (`GET /v2/REPO/tags/list`); empty if the repository is unknown.
     pub fn tags(&self, repo: &str) -> Vec<String> {
-        let r = http("GET", &format!("{}/v2/{repo}/tags/list", self.url()), &[], None);
+        let r = self.call("GET", &format!("{}/v2/{repo}/tags/list", self.url()), &[], None);
         if r.status == 404 {
             return Vec::new();
         }
@@ -466,8 +534,9 @@ http:
     )
 }
 
-/// Polls `GET /v2/` until this registry (identified by its instance header) answers 200.
-fn wait_until_ready(child: &mut Child, addr: &str, instance: &str) -> Result<(), String> {
+/// Polls `GET /v2/` (without credentials) until this registry (identified by its instance
+/// header) answers `expected`: 200, or 401 for a registry that requires authentication.
+fn wait_until_ready(child: &mut Child, addr: &str, instance: &str, expected: u16) -> Result<(), String> {
     let deadline = Instant::now() + REGISTRY_START_TIMEOUT;
     loop {
         if let Ok(Some(status)) = child.try_wait() {
@@ -477,7 +546,7 @@ fn wait_until_ready(child: &mut Child, addr: &str, instance: &str) -> Result<(),
             let ours = head
                 .lines()
                 .any(|l| l.to_ascii_lowercase().starts_with("x-trustgate-registry:") && l.contains(instance));
-            if head.starts_with("HTTP/1.1 200") && ours {
+            if head.starts_with(&format!("HTTP/1.1 {expected}")) && ours {
                 return Ok(());
             }
             if !ours && head.starts_with("HTTP/") {
@@ -628,8 +697,27 @@ impl KeyPair {
     ///
     /// Panics with cosign's output on failure.
     pub fn sign(&self, image_digest_ref: &str) {
-        run(Command::new(&self.tools.cosign)
-            .arg("sign")
+        self.sign_with(image_digest_ref, None);
+    }
+
+    /// [`KeyPair::sign`] on `registry`, with its credentials if it requires any
+    /// (`--registry-username` / `--registry-password`).
+    pub fn sign_on(&self, registry: &Registry, image_digest_ref: &str) {
+        assert!(
+            image_digest_ref.starts_with(&format!("{}/", registry.addr)),
+            "{image_digest_ref} is not in {}",
+            registry.addr
+        );
+        self.sign_with(image_digest_ref, registry.credentials());
+    }
+
+    fn sign_with(&self, image_digest_ref: &str, credentials: Option<(&str, &str)>) {
+        let mut cmd = Command::new(&self.tools.cosign);
+        cmd.arg("sign");
+        if let Some((user, password)) = credentials {
+            cmd.args(["--registry-username", user, "--registry-password", password]);
+        }
+        run(cmd
             .arg("--key")
             .arg(&self.private_key)
             .args(CLASSIC_OFFLINE_SIGN_FLAGS)
@@ -684,8 +772,13 @@ pub fn copy_signature(registry: &Registry, from: &PushedImage, to: &PushedImage)
             registry.addr
         );
     }
-    run(Command::new(&registry.tools.skopeo)
-        .args(["--insecure-policy", "copy", "--quiet", "--preserve-digests"])
+    let mut skopeo = Command::new(&registry.tools.skopeo);
+    skopeo.args(["--insecure-policy", "copy", "--quiet", "--preserve-digests"]);
+    if let Some((user, password)) = registry.credentials() {
+        let creds = format!("{user}:{password}");
+        skopeo.arg("--src-creds").arg(&creds).arg("--dest-creds").arg(&creds);
+    }
+    run(skopeo
         .args(["--src-tls-verify=false", "--dest-tls-verify=false"])
         .arg(format!("docker://{}:{}", from.repo_ref, from.sig_tag()))
         .arg(format!("docker://{}:{}", to.repo_ref, to.sig_tag())));
