@@ -35,7 +35,8 @@ fn init_logging(format: LogFormat, serving: bool) {
     // The server logs each decision at info; the CLI prints its answer and logs only problems.
     let default = if serving { "info" } else { "warn" };
     let filter = EnvFilter::try_from_env("TRUSTGATE_LOG").unwrap_or_else(|_| EnvFilter::new(default));
-    let builder = tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr);
+    let ansi = std::io::IsTerminal::is_terminal(&std::io::stderr());
+    let builder = tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr).with_ansi(ansi);
     match format {
         LogFormat::Json => builder.json().flatten_event(true).init(),
         LogFormat::Text => builder.init(),
