@@ -300,8 +300,9 @@ log "wrk, as fast as it goes: -t$LOAD_THREADS -c$LOAD_CONNECTIONS -d$LOAD_DURATI
 MAX="$(run_wrk max "$LOAD_CONNECTIONS" 0)"
 log "  $MAX"
 # Paced run: each connection waits LOAD_RATE_DELAY_MS after each answer, so
-# connections = rate * delay gives about LOAD_RATE req/s (a bit less, by the latency).
-RATE_CONNS=$(((LOAD_RATE * LOAD_RATE_DELAY_MS + 999) / 1000))
+# connections = rate * (delay + ~0.5 ms of latency) gives about LOAD_RATE req/s. This is
+# closed-loop pacing, not an open-loop constant rate: a server that stalls gets fewer requests.
+RATE_CONNS=$(((LOAD_RATE * (2 * LOAD_RATE_DELAY_MS + 1) + 1999) / 2000))
 RATE_CONNS=$((RATE_CONNS < LOAD_THREADS ? LOAD_THREADS : RATE_CONNS))
 log "wrk, paced to about $LOAD_RATE req/s: -t$LOAD_THREADS -c$RATE_CONNS, $LOAD_RATE_DELAY_MS ms between requests per connection"
 PACED="$(run_wrk paced "$RATE_CONNS" "$LOAD_RATE_DELAY_MS")"
@@ -340,7 +341,12 @@ RSS_FILLED_LATER=$(rss_kib "$SERVER_PID")
 HWM=$(awk '/^VmHWM:/ {print $2}' "/proc/$SERVER_PID/status")
 MISSES=$(metric cache_miss)
 HITS=$(metric cache_hit)
-WARNINGS=$(grep -c '"level":"WARN"\|"level":"ERROR"' "$WORK/trustgate.log" || true)
+# wrk sends the IP address as SNI, which rustls logs (WARN "Illegal SNI extension") once per
+# connection; counted apart from trustgate's own warnings.
+SNI_WARNINGS=$(grep -c 'Illegal SNI extension' "$WORK/trustgate.log" || true)
+WARNINGS=$(grep '"level":"WARN"\|"level":"ERROR"' "$WORK/trustgate.log" | grep -vc 'Illegal SNI extension' || true)
+REGISTRY_CALLS="$(py registry-latency "$METRICS")"
+LOADAVG="$(cut -d' ' -f1-3 /proc/loadavg)"
 
 # --- 7. summary ----------------------------------------------------------------------------------
 jq_get() { python3 -c 'import json,sys; v=json.loads(sys.argv[1]);
@@ -351,6 +357,7 @@ MAX_RPS=$(rate "$(field requests "$MAX")" "$(field duration_us "$MAX")")
 PACED_RPS=$(rate "$(field requests "$PACED")" "$(field duration_us "$PACED")")
 PACED_P99=$(ms "$(field p99_us "$PACED")")
 COLD_P50=$(jq_get "$COLD" p50_ms)
+COLD_MAX=$(jq_get "$COLD" max_ms)
 BURST_MS=$(jq_get "$BURST" cold_ms)
 FILLED_MIB=$(mib "$RSS_FILLED")
 IDLE_MIB=$(mib "$RSS_IDLE")
@@ -362,13 +369,14 @@ MISSED=0
 V_P99=$(verdict "$PACED_P99" "<=" 1)
 V_RATE=$(verdict "$PACED_RPS" ">=" 1900)
 V_COLD=$(verdict "$COLD_P50" "<=" 20)
+V_COLD_MAX=$(verdict "$COLD_MAX" "<=" 20)
 V_BURST=$(verdict "$BURST_MS" "<=" 1000)
 V_IDLE=$(verdict "$IDLE_MIB" "<=" 64)
 V_FILL=$(verdict "$FILLED_MIB" "<=" 200)
 
 cat <<EOF
 
-## trustgate load results ($(date -u +%Y-%m-%dT%H:%MZ), $(nproc) cores, client and server on the same machine)
+## trustgate load results ($(date -u +%Y-%m-%dT%H:%MZ), $(nproc) cores shared by client and server; load average at the end $LOADAVG; $(git -C "$ROOT" rev-parse --short HEAD 2>/dev/null || echo '?')$(git -C "$ROOT" diff --quiet HEAD -- src 2>/dev/null || echo ' + uncommitted src changes'))
 
 | measurement | result |
 |---|---|
@@ -381,12 +389,14 @@ cat <<EOF
 | VmRSS after the wrk runs | $(mib "$RSS_WRK") MiB |
 | VmRSS before the fill ($((1 + LOAD_COLD + 2 * LOAD_BURST)) decisions cached) | $(mib "$RSS_BEFORE_FILL") MiB |
 | VmRSS after the fill | $(python3 -c 'import json,sys; print(", ".join("%d decisions: %.1f MiB" % (c["decisions"], c["vmrss_kib"] / 1024) for c in json.loads(sys.argv[1]).get("rss", [])))' "$FILL") (+ $((1 + LOAD_COLD + 2 * LOAD_BURST)) earlier); $FILLED_MIB MiB at the end, $(mib "$RSS_FILLED_LATER") MiB 2 s later; VmHWM $(mib "$HWM") MiB |
-| decision cache | $MISSES misses, $HITS hits; $WARNINGS warn/error log lines |
+| decision cache | $MISSES misses, $HITS hits |
+| registry calls made by trustgate (mean latency) | $REGISTRY_CALLS |
+| trustgate log | $WARNINGS warn/error lines of its own; $SNI_WARNINGS rustls "Illegal SNI" warnings (one per wrk connection: wrk sends the IP as SNI) |
 
 | target (DESIGN.md) | measured | verdict |
 |---|---|---|
 | cached Pod review p99 ≤ 1 ms at 2,000 req/s (TLS keep-alive, 2 cores) | p99 $PACED_P99 ms at $PACED_RPS req/s | $V_P99$( [ "$V_RATE" = met ] || echo " (offered rate below 1,900 req/s)") |
-| cold verification of a signed image ≤ 20 ms | p50 $COLD_P50 ms, max $(jq_get "$COLD" max_ms) ms | $V_COLD |
+| cold verification of a signed image ≤ 20 ms | p50 $COLD_P50 ms, max $COLD_MAX ms | $V_COLD (p50), $V_COLD_MAX (max) |
 | 100 distinct images verified cold, concurrently, ≤ 1 s | $BURST_MS ms (one Pod of $LOAD_BURST) | $V_BURST |
 | VmRSS ≤ 64 MiB idle | $IDLE_MIB MiB | $V_IDLE |
 | VmRSS ≤ 200 MiB with 10,000 cached decisions | $FILLED_MIB MiB with $((LOAD_FILL + 1 + LOAD_COLD + 2 * LOAD_BURST)) | $V_FILL |

@@ -340,6 +340,50 @@ mod tests {
     }
 
     #[tokio::test]
+    async fn a_changed_policy_never_reuses_a_cached_pass() {
+        let (old, new) = (TestKey::new(SigningScheme::default()), TestKey::new(SigningScheme::default()));
+        let d = Digest::of(b"img");
+        let reg = Arc::new(FakeRegistry::default());
+        reg.signatures.lock().unwrap().insert(d.clone(), vec![old.sign(&payload(d.as_str()))]);
+        let e = engine(reg.clone(), policies(&old.public_pem, ""));
+        let r = [format!("registry.acme.io/api@{d}")];
+        let refs: Vec<&str> = r.iter().map(String::as_str).collect();
+        assert!(e.evaluate(&images(&refs), &Labels::new(), soon()).await.allowed);
+        // Same policy name, new key: the cached pass must not apply.
+        e.set_policies(policies(&new.public_pem, ""));
+        let decision = e.evaluate(&images(&refs), &Labels::new(), soon()).await;
+        assert!(!decision.allowed);
+        assert_eq!(reg.signature_calls.load(Ordering::SeqCst), 2);
+    }
+
+    #[tokio::test]
+    async fn a_moved_tag_is_seen_within_the_tag_ttl() {
+        let key = TestKey::new(SigningScheme::default());
+        let reg = Arc::new(FakeRegistry::default());
+        let (d1, d2) = (Digest::of(b"v1"), Digest::of(b"v2"));
+        reg.tags.lock().unwrap().insert("registry.acme.io/api:stable".into(), d1.clone());
+        reg.signatures.lock().unwrap().insert(d1.clone(), vec![key.sign(&payload(d1.as_str()))]);
+        let caches = Caches::new(CacheConfig { tag_ttl: Duration::from_millis(100), ..Default::default() });
+        let e = Arc::new(Engine::new(
+            policies(&key.public_pem, ""),
+            reg.clone(),
+            caches,
+            Unmatched::Deny,
+            Arc::new(Metrics::default()),
+        ));
+        let image = images(&["registry.acme.io/api:stable"]);
+        assert!(e.evaluate(&image, &Labels::new(), soon()).await.allowed);
+        // The tag moves to an unsigned image.
+        reg.tags.lock().unwrap().insert("registry.acme.io/api:stable".into(), d2.clone());
+        let cached = e.evaluate(&image, &Labels::new(), soon()).await;
+        assert_eq!(cached.images[0].digest.as_ref(), Some(&d1), "within the TTL the cached digest is used");
+        tokio::time::sleep(Duration::from_millis(200)).await;
+        let moved = e.evaluate(&image, &Labels::new(), soon()).await;
+        assert_eq!(moved.images[0].digest.as_ref(), Some(&d2));
+        assert!(!moved.allowed, "the moved tag points at an unsigned image");
+    }
+
+    #[tokio::test]
     async fn unsigned_unmatched_and_digest_required_each_deny() {
         let key = TestKey::new(SigningScheme::default());
         let reg = Arc::new(FakeRegistry::default());

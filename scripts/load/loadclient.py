@@ -15,6 +15,7 @@ Subcommands:
   fill-review             send reviews of BATCH images each until every image was reviewed,
                           reading the server's VmRSS at checkpoints
   metrics                 print trustgate's admission and cache counters as key=value
+  registry-latency        print the mean latency of trustgate's registry calls per operation
 
 Every review answer is checked: HTTP 200, an AdmissionReview whose response.uid is ours and
 whose response.allowed is true. Anything else exits non-zero with the server's message.
@@ -434,6 +435,26 @@ def cmd_metrics(a):
     print(" ".join(f"{k}={v}" for k, v in values.items()))
 
 
+def cmd_registry_latency(a):
+    """Mean latency of trustgate's registry calls, per operation, from its histogram."""
+    with urllib.request.urlopen(a.url, timeout=10) as r:
+        text = r.read().decode()
+    sums, counts = {}, {}
+    prefix = "trustgate_registry_request_duration_seconds_"
+    for line in text.splitlines():
+        if not line.startswith(prefix):
+            continue
+        name, value = line.rsplit(" ", 1)
+        kind = name[len(prefix) :].split("{", 1)[0]
+        op = name.split('operation="', 1)[1].split('"', 1)[0] if 'operation="' in name else "?"
+        if kind == "sum":
+            sums[op] = float(value)
+        elif kind == "count":
+            counts[op] = int(float(value))
+    parts = [f"{op}: {counts[op]} calls, {sums.get(op, 0) / counts[op] * 1e3:.2f} ms" for op in sorted(counts) if counts[op]]
+    print("; ".join(parts) or "none")
+
+
 def main():
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     sub = p.add_subparsers(dest="cmd", required=True)
@@ -480,6 +501,10 @@ def main():
     s = sub.add_parser("metrics")
     s.add_argument("url")
     s.set_defaults(fn=cmd_metrics)
+
+    s = sub.add_parser("registry-latency")
+    s.add_argument("url")
+    s.set_defaults(fn=cmd_registry_latency)
 
     a = p.parse_args()
     a.fn(a)
