@@ -21,7 +21,7 @@ use trustgate::engine::Engine;
 use trustgate::evidence::{RegistryClient, RegistryConfig};
 use trustgate::metrics::Metrics;
 use trustgate::policy::{parse_documents, PolicySet};
-use trustgate::server::tls::self_signed;
+use trustgate::server::tls::{self_signed, SelfSigned};
 use trustgate::server::{AppState, Bound, CertSource, Settings};
 
 use common::{KeyPair, KeyType, Registry};
@@ -147,18 +147,19 @@ fn write_pair(dir: &Path, cert_pem: &str, key_pem: &str) {
     std::fs::rename(dir.join("tls.crt.tmp"), dir.join("tls.crt")).unwrap();
 }
 
+/// Writes a generated pair into `dir` and serves it from there, reloading every `interval`.
+fn file_certs(dir: &Path, pair: &SelfSigned, interval: Duration) -> CertSource {
+    write_pair(dir, &pair.cert_pem, &pair.key_pem);
+    CertSource::Files { cert: dir.join("tls.crt"), key: dir.join("tls.key"), reload_interval: interval }
+}
+
 const ALLOW_ALL: &str = "apiVersion: trustgate.dev/v1alpha1\nkind: ClusterImagePolicy\nmetadata: {name: all}\nspec:\n  images: [{glob: \"**\"}]\n";
 
 #[tokio::test]
 async fn tls13_with_post_quantum_key_exchange_and_http11() {
     let generated = self_signed(&["localhost".into()]).unwrap();
     let dir = tempfile::tempdir().unwrap();
-    write_pair(dir.path(), &generated.cert_pem, &generated.key_pem);
-    let certs = CertSource::Files {
-        cert: dir.path().join("tls.crt"),
-        key: dir.path().join("tls.key"),
-        reload_interval: Duration::from_millis(100),
-    };
+    let certs = file_certs(dir.path(), &generated, Duration::from_millis(100));
     let server = Running::start(certs, state(ALLOW_ALL, vec![])).await;
     let (mut sender, group, version) = connect(server.addr, &generated.ca_pem).await.unwrap();
     assert_eq!(version, rustls::ProtocolVersion::TLSv1_3);
@@ -173,12 +174,7 @@ async fn certificates_rotate_without_dropping_the_listener_or_open_connections()
     let first = self_signed(&["localhost".into()]).unwrap();
     let second = self_signed(&["localhost".into()]).unwrap();
     let dir = tempfile::tempdir().unwrap();
-    write_pair(dir.path(), &first.cert_pem, &first.key_pem);
-    let certs = CertSource::Files {
-        cert: dir.path().join("tls.crt"),
-        key: dir.path().join("tls.key"),
-        reload_interval: Duration::from_millis(100),
-    };
+    let certs = file_certs(dir.path(), &first, Duration::from_millis(100));
     let server = Running::start(certs, state(ALLOW_ALL, vec![])).await;
     let (mut kept, _, _) = connect(server.addr, &first.ca_pem).await.unwrap();
     assert_eq!(post_review(&mut kept, &pod_review("nginx")).await["allowed"], true);
@@ -252,12 +248,7 @@ async fn real_cosign_signatures_decide_over_tls() {
     );
     let generated = self_signed(&["localhost".into()]).unwrap();
     let dir = tempfile::tempdir().unwrap();
-    write_pair(dir.path(), &generated.cert_pem, &generated.key_pem);
-    let certs = CertSource::Files {
-        cert: dir.path().join("tls.crt"),
-        key: dir.path().join("tls.key"),
-        reload_interval: Duration::from_secs(2),
-    };
+    let certs = file_certs(dir.path(), &generated, Duration::from_secs(2));
     let server = Running::start(certs, state(&policy, vec![registry.addr.clone()])).await;
     let (mut sender, _, _) = connect(server.addr, &generated.ca_pem).await.unwrap();
 
