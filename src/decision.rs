@@ -86,7 +86,12 @@ impl Finding {
                 let missing: Vec<String> = authorities.iter().filter(|a| !verified.contains(a)).cloned().collect();
                 format!("also sign with the key of {}: cosign sign --key <key> {pinned}", list(&missing))
             }
-            _ => format!("sign with: cosign sign --key <key> {pinned}"),
+            Finding::SignedForAnotherDigest { .. } => {
+                format!("this digest needs its own signature: cosign sign --key <key> {pinned}")
+            }
+            Finding::NotSigned { .. } | Finding::UntrustedSignatures { .. } => {
+                format!("sign with: cosign sign --key <key> {pinned}")
+            }
         }
     }
 }

@@ -308,6 +308,10 @@ fn signature_copied_from_another_image_is_a_digest_mismatch() {
     assert_eq!(only_image(&d)["digest"], victim.digest.as_str());
     assert_eq!(finding(&d)["kind"], "digest-mismatch", "{d:#}");
     assert_contains(only_denial(&d), &[&victim.digest, "policy \"release\"", &signed.digest, "a signature was copied"]);
+    assert_eq!(
+        finding(&d)["hint"],
+        format!("this digest needs its own signature: cosign sign --key <key> {}", victim.digest_ref)
+    );
     // The image it was copied from is still admitted.
     s.verify(&signed.tag_ref, &[]).expect_exit(ADMITTED);
 }
