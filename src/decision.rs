@@ -108,6 +108,8 @@ pub enum EvalError {
     Registry(#[from] RegistryError),
     #[error("could not evaluate within the {0:?} admission deadline (a registry is slow or unreachable)")]
     Deadline(Duration),
+    #[error("the policy is invalid, so nothing it governs is admitted: {0}")]
+    InvalidPolicy(String),
 }
 
 impl EvalError {
@@ -116,6 +118,7 @@ impl EvalError {
         match self {
             EvalError::Registry(e) => e.kind(),
             EvalError::Deadline(_) => "deadline-exceeded",
+            EvalError::InvalidPolicy(_) => "policy-invalid",
         }
     }
 }

@@ -154,7 +154,7 @@ impl Engine {
             eval.problem = Some(ImageProblem::Unmatched { repository });
             return eval;
         }
-        let needs_evidence = matching.iter().any(|p| p.signatures.is_some());
+        let needs_evidence = matching.iter().any(|p| p.signatures.is_some() && p.invalid.is_none());
         if eval.digest.is_none() && needs_evidence {
             let resolved = self.caches.tag(image.to_string(), self.registry.resolve(&image)).await;
             match resolved {
@@ -169,6 +169,10 @@ impl Engine {
         // Signatures are fetched at most once per image, and only on a cache miss.
         let fetched: tokio::sync::OnceCell<Result<Vec<SignatureLayer>, EvalError>> = tokio::sync::OnceCell::new();
         for policy in matching {
+            if let Some(why) = &policy.invalid {
+                eval.policies.push(result(policy, Outcome::Error(EvalError::InvalidPolicy(why.clone()))));
+                continue;
+            }
             let mut findings = Vec::new();
             if policy.require_digest && image.digest.is_none() {
                 findings.push(Finding::DigestRequired);
@@ -337,6 +341,37 @@ mod tests {
         assert_eq!(decision.images[0].digest, Some(d));
         e.evaluate(&images(&["registry.acme.io/api:v1"]), &Labels::new(), soon()).await;
         assert_eq!(reg.signature_calls.load(Ordering::SeqCst), 1, "the second review is served from the cache");
+    }
+
+    #[tokio::test]
+    async fn an_invalid_cluster_policy_denies_what_it_governs_and_spares_the_rest() {
+        let yaml = "apiVersion: trustgate.dev/v1alpha1\nkind: ClusterImagePolicy\nmetadata: {name: broken}\nspec:\n  images: [{glob: \"registry.acme.io/**\"}]\n  signatures:\n    authorities:\n      - name: k\n        key: {secretRef: {name: keys, namespace: sec}}\n";
+        let object: crate::policy::ClusterImagePolicy = serde_yaml::from_str(yaml).unwrap();
+        let missing = |r: &crate::policy::SecretKeyRef| Err(format!("Secret {}/{} not found", r.namespace, r.name));
+        let (broken, errors) = Policy::compile_lenient(&object, &missing);
+        assert_eq!(errors.len(), 1);
+        let allow = "apiVersion: trustgate.dev/v1alpha1\nkind: ClusterImagePolicy\nmetadata: {name: others}\nspec:\n  images: [{glob: \"quay.io/**\"}]\n";
+        let (mut set, _) = parse_documents(allow);
+        set.push(Arc::new(broken));
+        let e = engine(Arc::new(FakeRegistry::default()), PolicySet::new(set));
+        let d = e
+            .evaluate(
+                &images(&[
+                    "registry.acme.io/api@sha256:0000000000000000000000000000000000000000000000000000000000000000",
+                    "quay.io/x/y:1",
+                ]),
+                &Labels::new(),
+                soon(),
+            )
+            .await;
+        assert!(!d.allowed);
+        assert_eq!(d.denials.len(), 1, "{:?}", d.denials);
+        assert!(
+            d.denials[0].ends_with("policy \"broken\": the policy is invalid, so nothing it governs is admitted: spec.signatures.authorities[0].key.secretRef: Secret sec/keys not found"),
+            "{}",
+            d.denials[0]
+        );
+        assert!(d.images[1].allowed(Unmatched::Deny), "the other policy still works");
     }
 
     #[tokio::test]

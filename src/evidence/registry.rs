@@ -73,6 +73,14 @@ pub enum RegistryConfigError {
 /// Registry host and repository a pull token is good for.
 type TokenScope = (String, String);
 
+/// The pull token of one scope. Held across a token fetch, so concurrent requests of one
+/// repository wait for that fetch instead of each making their own.
+type TokenSlot = tokio::sync::Mutex<Option<(Arc<str>, Instant)>>;
+
+fn valid(token: &Option<(Arc<str>, Instant)>) -> Option<Arc<str>> {
+    token.as_ref().filter(|(_, expiry)| *expiry > Instant::now()).map(|(t, _)| t.clone())
+}
+
 /// A [`Registry`] over HTTPS (or HTTP for `--insecure-registry` hosts).
 #[derive(Debug)]
 pub struct RegistryClient {
@@ -81,7 +89,7 @@ pub struct RegistryClient {
     credentials: Credentials,
     timeout: Duration,
     limits: Limits,
-    tokens: Mutex<HashMap<TokenScope, (Arc<str>, Instant)>>,
+    tokens: Mutex<HashMap<TokenScope, Arc<TokenSlot>>>,
     metrics: Arc<Metrics>,
 }
 
@@ -188,11 +196,12 @@ impl RegistryClient {
         accept: Option<&str>,
     ) -> Result<reqwest::Response, RegistryError> {
         let url = format!("{}/v2/{}/{}", self.base_url(&image.registry), image.repository, path);
-        let key = (image.registry.clone(), image.repository.clone());
-        let cached = {
-            let tokens = self.tokens.lock().expect("token cache lock");
-            tokens.get(&key).filter(|(_, exp)| *exp > Instant::now()).map(|(t, _)| Auth::Bearer(t.clone()))
+        let slot = {
+            let mut tokens = self.tokens.lock().expect("token cache lock");
+            tokens.entry((image.registry.clone(), image.repository.clone())).or_default().clone()
         };
+        // A slot locked by a fetch under way counts as empty here; the 401 path waits for it.
+        let cached = slot.try_lock().ok().and_then(|t| valid(&t)).map(Auth::Bearer);
         let response = self.send(image, method.clone(), &url, accept, cached.as_ref()).await?;
         if response.status() != StatusCode::UNAUTHORIZED {
             return self.check_denied(image, response);
@@ -202,8 +211,16 @@ impl RegistryClient {
         let creds = self.credentials.for_host(&image.registry).cloned();
         let auth = match (challenge, creds) {
             (Some(Challenge::Bearer { realm, service }), creds) => {
-                let token = self.fetch_token(image, &realm, service.as_deref(), creds.as_ref()).await?;
-                Auth::Bearer(token)
+                let mut held = slot.lock().await;
+                match valid(&held) {
+                    Some(token) => Auth::Bearer(token),
+                    None => {
+                        let (token, expiry) =
+                            self.fetch_token(image, &realm, service.as_deref(), creds.as_ref()).await?;
+                        *held = Some((token.clone(), expiry));
+                        Auth::Bearer(token)
+                    }
+                }
             }
             (Some(Challenge::Basic), Some((u, p))) => Auth::Basic(u, p),
             _ => return Err(self.unauthorized(image, StatusCode::UNAUTHORIZED)),
@@ -253,8 +270,16 @@ impl RegistryClient {
         realm: &str,
         service: Option<&str>,
         creds: Option<&(String, String)>,
-    ) -> Result<Arc<str>, RegistryError> {
+    ) -> Result<(Arc<str>, Instant), RegistryError> {
         let start = Instant::now();
+        // Credentials and tokens never travel in clear text to or from an HTTPS registry.
+        if realm.starts_with("http://") && !self.insecure.contains(&image.registry) {
+            return Err(self.invalid(
+                image,
+                "auth challenge",
+                format!("token realm {realm} is not HTTPS; refusing to use it"),
+            ));
+        }
         let scope = format!("repository:{}:pull", image.repository);
         let mut query = vec![("scope", scope.as_str())];
         if let Some(s) = service {
@@ -291,9 +316,7 @@ impl RegistryClient {
                 })?
                 .into();
             let ttl = Duration::from_secs(parsed.expires_in.unwrap_or(60).saturating_sub(10).max(10));
-            let key = (image.registry.clone(), image.repository.clone());
-            self.tokens.lock().expect("token cache lock").insert(key, (token.clone(), Instant::now() + ttl));
-            Ok(token)
+            Ok((token, Instant::now() + ttl))
         }
         .await;
         self.metrics.registry_call(

@@ -17,7 +17,10 @@ use sigstore::crypto::CosignVerificationKey;
 
 pub use glob::{Glob, GlobError};
 pub use selector::{Labels, Selector, SelectorError};
-pub use types::{Authority, ClusterImagePolicy, ClusterImagePolicySpec, ImageGlob, KeyAuthority, Mode, Signatures};
+pub use types::{
+    Authority, ClusterImagePolicy, ClusterImagePolicySpec, ClusterImagePolicyStatus, ImageGlob, KeyAuthority, Mode,
+    SecretKeyRef, Signatures,
+};
 
 /// The label every namespace carries with its own name (Kubernetes ≥ 1.21). In file mode it is
 /// the one label trustgate knows of a namespace, so selectors on it work there too.
@@ -34,8 +37,11 @@ pub struct Policy {
     selector: Selector,
     /// Signature requirement, if any.
     pub signatures: Option<SignatureRule>,
-    /// SHA-256 over the name and the canonical JSON of the spec.
+    /// SHA-256 over the name, the canonical JSON of the spec and the resolved keys.
     pub hash: [u8; 32],
+    /// Why the policy is invalid, if it is (cluster mode): the images it governs are denied
+    /// (under its mode) with this.
+    pub invalid: Option<String>,
 }
 
 /// `threshold` of `keys` must have signed.
@@ -90,8 +96,27 @@ pub enum LoadError {
 }
 
 impl Policy {
-    /// Validates a policy object. Every problem is returned, each with its field path.
+    /// Validates a policy object (file mode). Every problem is returned, each with its field path.
     pub fn compile(policy: &ClusterImagePolicy) -> Result<Policy, Vec<PolicyError>> {
+        let no_secrets = |_: &SecretKeyRef| {
+            Err("secretRef keys are read from the cluster; in a policy file give the key inline as publicKey".into())
+        };
+        let (policy, errors) = Policy::compile_lenient(policy, &no_secrets);
+        if errors.is_empty() {
+            Ok(policy)
+        } else {
+            Err(errors)
+        }
+    }
+
+    /// Validates a policy (cluster mode), with `secret_key` giving the PEM behind each
+    /// `secretRef`. An invalid policy is still returned, marked [`Policy::invalid`]: it keeps
+    /// governing the images its valid globs match, and denies them naming the problem, so one
+    /// broken policy neither admits what it was meant to guard nor takes the others down.
+    pub fn compile_lenient(
+        policy: &ClusterImagePolicy,
+        secret_key: &dyn Fn(&SecretKeyRef) -> Result<String, String>,
+    ) -> (Policy, Vec<PolicyError>) {
         let name = policy.metadata.name.clone().unwrap_or_default();
         let spec = &policy.spec;
         let mut errors = Vec::new();
@@ -116,6 +141,9 @@ impl Policy {
             Selector::default()
         });
         let mut signatures = None;
+        // The resolved key material is part of the content hash: rotating a Secret's key
+        // re-evaluates what it vouched for.
+        let mut key_material = Vec::new();
         if let Some(sigs) = &spec.signatures {
             let mut keys = Vec::new();
             if sigs.authorities.is_empty() {
@@ -128,9 +156,17 @@ impl Policy {
                 } else if sigs.authorities[..i].iter().any(|b| b.name == a.name) {
                     err(format!("{field}.name"), format!("{:?} is used by another authority", a.name));
                 }
-                match parse_public_key(&a.key.public_key) {
-                    Ok(key) => keys.push(TrustedKey { name: a.name.clone(), key }),
-                    Err(m) => err(format!("{field}.key.publicKey"), m),
+                let (pem, key_field) = match (&a.key.public_key, &a.key.secret_ref) {
+                    (Some(pem), None) => (Ok(pem.clone()), "key.publicKey"),
+                    (None, Some(r)) => (secret_key(r), "key.secretRef"),
+                    _ => (Err("give exactly one of publicKey or secretRef".to_owned()), "key"),
+                };
+                match pem.and_then(|pem| parse_public_key(&pem).map(|k| (pem, k))) {
+                    Ok((pem, key)) => {
+                        key_material.push(pem);
+                        keys.push(TrustedKey { name: a.name.clone(), key });
+                    }
+                    Err(m) => err(format!("{field}.{key_field}"), m),
                 }
             }
             let threshold = sigs.threshold as usize;
@@ -144,18 +180,19 @@ impl Policy {
             }
             signatures = Some(SignatureRule { threshold, keys });
         }
-        if !errors.is_empty() {
-            return Err(errors);
-        }
-        Ok(Policy {
-            hash: content_hash(&name, spec),
+        let invalid = (!errors.is_empty())
+            .then(|| errors.iter().map(|e| format!("{}: {}", e.field, e.message)).collect::<Vec<_>>().join("; "));
+        let policy = Policy {
+            hash: content_hash(&name, spec, &key_material),
             name,
             mode: spec.mode,
             require_digest: spec.require_digest,
             globs,
             selector,
-            signatures,
-        })
+            signatures: if invalid.is_some() { None } else { signatures },
+            invalid,
+        };
+        (policy, errors)
     }
 
     /// Does this policy govern `repository` (normalised `host/path`) in a namespace with `labels`?
@@ -178,12 +215,16 @@ fn parse_public_key(pem: &str) -> Result<CosignVerificationKey, String> {
         .map_err(|e| format!("not a supported public key (ECDSA P-256/P-384/P-521, RSA, Ed25519): {e}"))
 }
 
-fn content_hash(name: &str, spec: &ClusterImagePolicySpec) -> [u8; 32] {
+fn content_hash(name: &str, spec: &ClusterImagePolicySpec, keys: &[String]) -> [u8; 32] {
     let mut h = Sha256::new();
     h.update(name.as_bytes());
     h.update([0]);
     // Struct fields serialise in declaration order, so this is canonical for a given build.
     h.update(serde_json::to_vec(spec).expect("a policy spec always serialises"));
+    for key in keys {
+        h.update([0]);
+        h.update(key.as_bytes());
+    }
     h.finalize().into()
 }
 

@@ -18,7 +18,9 @@ use serde::{Deserialize, Serialize};
     plural = "clusterimagepolicies",
     shortname = "cip",
     doc = "Admits an image only when it carries the evidence this policy requires.",
+    status = "ClusterImagePolicyStatus",
     printcolumn = r#"{"name":"Mode","type":"string","jsonPath":".spec.mode"}"#,
+    printcolumn = r#"{"name":"Ready","type":"string","jsonPath":".status.conditions[?(@.type==\"Ready\")].status"}"#,
     printcolumn = r#"{"name":"Images","type":"string","jsonPath":".spec.images[*].glob"}"#,
     printcolumn = r#"{"name":"Age","type":"date","jsonPath":".metadata.creationTimestamp"}"#
 )]
@@ -47,7 +49,7 @@ pub struct ClusterImagePolicySpec {
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct ImageGlob {
     /// e.g. `registry.acme.io/apps/**` or `docker.io/library/nginx`.
-    #[schemars(length(min = 1))]
+    #[schemars(length(min = 1, max = 512), extend("pattern" = r"^[a-z0-9.:_\-/*\[\]]+$"))]
     pub glob: String,
 }
 
@@ -78,13 +80,17 @@ impl Mode {
 /// At least `threshold` distinct authorities must have signed the image digest.
 #[derive(Deserialize, Serialize, Clone, Debug, PartialEq, JsonSchema)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
+#[schemars(extend("x-kubernetes-validations" = [
+    {"rule": "self.threshold <= size(self.authorities)", "message": "threshold cannot exceed the number of authorities"},
+    {"rule": "self.authorities.all(a, self.authorities.exists_one(b, b.name == a.name))", "message": "authority names must be unique"}
+]))]
 pub struct Signatures {
     /// How many distinct authorities must verify (default 1).
     #[serde(default = "one")]
     #[schemars(range(min = 1))]
     pub threshold: u32,
     /// Who may sign.
-    #[schemars(length(min = 1))]
+    #[schemars(length(min = 1, max = 32))]
     pub authorities: Vec<Authority>,
 }
 
@@ -97,17 +103,50 @@ fn one() -> u32 {
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct Authority {
     /// Unique within the policy; used in messages.
-    #[schemars(length(min = 1))]
+    #[schemars(length(min = 1, max = 63))]
     pub name: String,
     /// A public key that signatures must verify against.
     pub key: KeyAuthority,
 }
 
-/// A cosign public key.
+/// A cosign public key, inline or from a Secret.
 #[derive(Deserialize, Serialize, Clone, Debug, PartialEq, JsonSchema)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
+#[schemars(extend("x-kubernetes-validations" = [
+    {"rule": "has(self.publicKey) != has(self.secretRef)", "message": "give exactly one of publicKey or secretRef"}
+]))]
 pub struct KeyAuthority {
     /// PEM `PUBLIC KEY` (ECDSA P-256/P-384/P-521, RSA, Ed25519), e.g. the `cosign.pub` file.
-    #[schemars(length(min = 1))]
-    pub public_key: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(length(min = 1, max = 16384))]
+    pub public_key: Option<String>,
+    /// A key of a Secret holding the PEM public key (cluster mode only).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub secret_ref: Option<SecretKeyRef>,
+}
+
+/// A key inside a Secret.
+#[derive(Deserialize, Serialize, Clone, Debug, PartialEq, Eq, JsonSchema)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct SecretKeyRef {
+    #[schemars(length(min = 1, max = 253))]
+    pub name: String,
+    #[schemars(length(min = 1, max = 63))]
+    pub namespace: String,
+    /// The data key (default `cosign.pub`).
+    #[serde(default = "cosign_pub")]
+    pub key: String,
+}
+
+fn cosign_pub() -> String {
+    "cosign.pub".to_owned()
+}
+
+/// What trustgate last concluded about a policy.
+#[derive(Deserialize, Serialize, Clone, Debug, Default, PartialEq, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct ClusterImagePolicyStatus {
+    /// `Ready`: True when the policy is valid and in force; False, with the reason, when not.
+    #[serde(default)]
+    pub conditions: Vec<k8s_openapi::apimachinery::pkg::apis::meta::v1::Condition>,
 }

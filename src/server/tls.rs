@@ -148,10 +148,13 @@ pub fn self_signed(names: &[String]) -> Result<SelfSigned, TlsError> {
     use rcgen::{BasicConstraints, CertificateParams, CertifiedIssuer, DnType, IsCa, KeyPair, KeyUsagePurpose};
     let mut ca_params = CertificateParams::new(Vec::<String>::new()).map_err(TlsError::Generate)?;
     ca_params.is_ca = IsCa::Ca(BasicConstraints::Constrained(0));
-    ca_params.distinguished_name.push(DnType::CommonName, "trustgate self-signed CA");
     ca_params.key_usages = vec![KeyUsagePurpose::KeyCertSign, KeyUsagePurpose::CrlSign];
-    let ca = CertifiedIssuer::self_signed(ca_params, KeyPair::generate().map_err(TlsError::Generate)?)
-        .map_err(TlsError::Generate)?;
+    let ca_key = KeyPair::generate().map_err(TlsError::Generate)?;
+    // A name of its own per CA, so a client holding another generation's CA is told "unknown
+    // issuer" rather than "bad signature".
+    let id = crate::images::Digest::of(ca_key.public_key_pem().as_bytes()).hex()[..12].to_owned();
+    ca_params.distinguished_name.push(DnType::CommonName, format!("trustgate self-signed CA {id}"));
+    let ca = CertifiedIssuer::self_signed(ca_params, ca_key).map_err(TlsError::Generate)?;
     let mut params = CertificateParams::new(names.to_vec()).map_err(TlsError::Generate)?;
     params.distinguished_name.push(DnType::CommonName, names.first().map_or("trustgate", String::as_str));
     params.extended_key_usages = vec![rcgen::ExtendedKeyUsagePurpose::ServerAuth];

@@ -502,6 +502,144 @@ impl Drop for Registry {
     }
 }
 
+impl Registry {
+    /// Starts a *second* registry process that serves this registry's storage directory over
+    /// HTTPS (distribution's `http.tls.certificate` / `http.tls.key`) on its own free
+    /// `127.0.0.1` port: everything pushed and signed through the plain-HTTP registry is then
+    /// readable over TLS too. `cert_pem` is the serving certificate chain (leaf first, then the
+    /// CA that signed it, as `trustgate::server::tls::self_signed` returns it) and `key_pem` its
+    /// private key. The TLS registry requires the same credentials as this one, if any.
+    ///
+    /// Readiness is checked with curl against `GET https://127.0.0.1:PORT/v2/`, looking for this
+    /// instance's response header. The probe does not verify the certificate (`--insecure`):
+    /// tests may serve one that deliberately does not verify (wrong name, unknown CA); whether
+    /// it verifies is for the client under test to decide. Panics, with the registry's log, if
+    /// it does not come up. Dropping the [`TlsRegistry`] kills the process;
+    /// the storage stays with this [`Registry`].
+    pub fn serve_tls(&self, cert_pem: &str, key_pem: &str) -> TlsRegistry {
+        let tools = &self.tools;
+        let dir =
+            tempfile::Builder::new().prefix("trustgate-registry-tls-").tempdir().expect("create TLS registry dir");
+        let (cert, key) = (dir.path().join("tls.crt"), dir.path().join("tls.key"));
+        std::fs::write(&cert, cert_pem).expect("write TLS certificate");
+        std::fs::write(&key, key_pem).expect("write TLS key");
+        let storage = self.dir.path().join("storage");
+        let instance = unique_token(dir.path());
+        let mut last_error = String::new();
+        for _attempt in 0..5 {
+            let addr = format!("127.0.0.1:{}", free_port());
+            let mut text = registry_config(&addr, &storage, &instance);
+            let _ = write!(text, "  tls:\n    certificate: {}\n    key: {}\n", cert.display(), key.display());
+            if self.credentials.is_some() {
+                let htpasswd = self.dir.path().join("htpasswd");
+                let _ =
+                    write!(text, "auth:\n  htpasswd:\n    realm: trustgate-test\n    path: {}\n", htpasswd.display());
+            }
+            let config = dir.path().join("config.yml");
+            std::fs::write(&config, text).expect("write TLS registry config");
+            let log_path = dir.path().join("registry.log");
+            let log = std::fs::File::create(&log_path).expect("create TLS registry log");
+            let mut child = Command::new(&tools.registry)
+                .arg("serve")
+                .arg(&config)
+                .stdin(Stdio::null())
+                .stdout(log.try_clone().expect("clone log handle"))
+                .stderr(log)
+                .spawn()
+                .unwrap_or_else(|e| panic!("cannot start {}: {e}", tools.registry.display()));
+            let expected = if self.credentials.is_some() { 401 } else { 200 };
+            match wait_until_ready_tls(tools, &mut child, &addr, &instance, expected) {
+                Ok(()) => return TlsRegistry { addr, child: Some(child), dir },
+                Err(reason) => {
+                    let _ = child.kill();
+                    let _ = child.wait();
+                    let log = std::fs::read_to_string(&log_path).unwrap_or_default();
+                    last_error = format!("{reason}; registry log:\n{log}");
+                }
+            }
+        }
+        panic!("TLS registry did not start: {last_error}");
+    }
+}
+
+/// A registry process serving another [`Registry`]'s storage over HTTPS (see
+/// [`Registry::serve_tls`]). Dropping it kills the process and removes its configuration,
+/// certificate and log.
+pub struct TlsRegistry {
+    /// `127.0.0.1:PORT` (the HTTPS port).
+    pub addr: String,
+    child: Option<Child>,
+    dir: TempDir,
+}
+
+impl TlsRegistry {
+    /// `https://127.0.0.1:PORT`.
+    pub fn url(&self) -> String {
+        format!("https://{}", self.addr)
+    }
+
+    /// The registry's log so far (warnings and errors only), for failure messages.
+    pub fn log(&self) -> String {
+        std::fs::read_to_string(self.dir.path().join("registry.log")).unwrap_or_default()
+    }
+
+    /// Stops the registry now; calling it twice is harmless.
+    pub fn stop(&mut self) {
+        if let Some(mut child) = self.child.take() {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+    }
+}
+
+impl Drop for TlsRegistry {
+    fn drop(&mut self) {
+        self.stop();
+    }
+}
+
+/// Polls `GET https://ADDR/v2/` with curl (certificate not verified, see
+/// [`Registry::serve_tls`]) until this registry (identified by its instance header) answers
+/// `expected`.
+fn wait_until_ready_tls(
+    tools: &Tools,
+    child: &mut Child,
+    addr: &str,
+    instance: &str,
+    expected: u16,
+) -> Result<(), String> {
+    let deadline = Instant::now() + REGISTRY_START_TIMEOUT;
+    let mut last = String::new();
+    loop {
+        if let Ok(Some(status)) = child.try_wait() {
+            return Err(format!("registry exited early ({status})"));
+        }
+        let out = run_unchecked(
+            Command::new(&tools.curl)
+                .args(["-sS", "-i", "--insecure", "--noproxy", "*", "--max-time", "2"])
+                .arg(format!("https://{addr}/v2/")),
+        );
+        if out.status.success() {
+            if let Some(r) = parse_http_response(&out.stdout) {
+                let ours = r.header("x-trustgate-registry").is_some_and(|v| v.contains(instance));
+                if !ours {
+                    return Err(format!("another server answers on {addr}"));
+                }
+                if r.status == expected {
+                    return Ok(());
+                }
+                last = format!("HTTP {}", r.status);
+            }
+        } else {
+            last = String::from_utf8_lossy(&out.stderr).trim().to_string();
+        }
+        if Instant::now() > deadline {
+            return Err(format!("no answer on https://{addr}/v2/ within {REGISTRY_START_TIMEOUT:?} (last: {last})"));
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
 /// A port that was free on 127.0.0.1 a moment ago.
 fn free_port() -> u16 {
     TcpListener::bind("127.0.0.1:0").and_then(|l| l.local_addr()).expect("bind a free loopback port").port()
@@ -592,6 +730,21 @@ impl PushedImage {
     /// The classic cosign signature tag: `sha256-<hex>.sig`.
     pub fn sig_tag(&self) -> String {
         format!("{}.sig", self.digest.replacen(':', "-", 1))
+    }
+
+    /// The same image as another registry address serving the same storage sees it (a
+    /// [`TlsRegistry`], or a proxy in front of the registry): every reference rewritten to
+    /// `ADDR/REPO`.
+    pub fn on(&self, addr: &str) -> PushedImage {
+        let repo_ref = format!("{addr}/{}", self.repo);
+        PushedImage {
+            repo: self.repo.clone(),
+            tag: self.tag.clone(),
+            tag_ref: format!("{repo_ref}:{}", self.tag),
+            digest: self.digest.clone(),
+            digest_ref: format!("{repo_ref}@{}", self.digest),
+            repo_ref,
+        }
     }
 
     /// The classic cosign attestation tag: `sha256-<hex>.att`.
