@@ -8,7 +8,6 @@ use std::io::Read as _;
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
-use std::sync::atomic::AtomicBool;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -88,7 +87,9 @@ pub struct RegistryArgs {
 /// Where policies come from and what to do with images they do not cover.
 #[derive(Debug, Clone, Args)]
 pub struct PolicyArgs {
-    /// Directory of ClusterImagePolicy YAML files (every *.yaml / *.yml, multi-document).
+    /// Directory of ClusterImagePolicy YAML files (every *.yaml / *.yml, multi-document). Without
+    /// it, `serve` reads ClusterImagePolicy objects from the cluster (in-cluster config or
+    /// KUBECONFIG).
     #[arg(long, value_name = "DIR", env = "TRUSTGATE_POLICIES")]
     pub policies: Option<PathBuf>,
     /// What to do with an image no policy matches.
@@ -224,6 +225,8 @@ pub enum CliError {
     Credentials(#[from] CredentialsError),
     #[error(transparent)]
     Serve(#[from] ServeError),
+    #[error("connecting to the Kubernetes API (no --policies DIR given, so policies are read from the cluster)")]
+    Kube(#[source] kube::Error),
     #[error("reading {path}")]
     Read {
         path: PathBuf,
@@ -255,16 +258,8 @@ pub mod exit {
     pub const ERROR: u8 = 2;
 }
 
-fn build_engine(
-    policy: &PolicyArgs,
-    registry: &RegistryArgs,
-    cache: CacheConfig,
-    metrics: Arc<Metrics>,
-) -> Result<Arc<Engine>, CliError> {
+fn registry_client(registry: &RegistryArgs, metrics: Arc<Metrics>) -> Result<RegistryClient, CliError> {
     let mut problems = Vec::new();
-    if policy.policies.is_none() {
-        problems.push("--policies DIR is required (reading policies from the cluster is not available yet)".to_owned());
-    }
     for host in &registry.insecure_registries {
         if host.is_empty() || host.contains('/') {
             problems.push(format!("--insecure-registry {host:?} must be HOST or HOST:PORT"));
@@ -273,22 +268,30 @@ fn build_engine(
     if !problems.is_empty() {
         return Err(CliError::Config(problems));
     }
-    let policies = PolicySet::load_dir(policy.policies.as_deref().expect("checked above"))?;
     let credentials = match &registry.registry_config {
         Some(path) => Credentials::from_docker_config(path)?,
         None => Credentials::default(),
     };
-    let client = RegistryClient::new(
-        RegistryConfig {
-            insecure: registry.insecure_registries.clone(),
-            ca_files: registry.registry_ca.clone(),
-            credentials,
-            timeout: registry.registry_timeout,
-            limits: Limits::default(),
-        },
-        metrics.clone(),
-    )?;
-    Ok(Arc::new(Engine::new(policies, Arc::new(client), Caches::new(cache), policy.unmatched, metrics)))
+    let config = RegistryConfig {
+        insecure: registry.insecure_registries.clone(),
+        ca_files: registry.registry_ca.clone(),
+        credentials,
+        timeout: registry.registry_timeout,
+        limits: Limits::default(),
+    };
+    Ok(RegistryClient::new(config, metrics)?)
+}
+
+/// The engine of `verify` and `evaluate`: policies from `--policies DIR`.
+fn file_engine(policy: &PolicyArgs, registry: &RegistryArgs) -> Result<Arc<Engine>, CliError> {
+    let Some(dir) = &policy.policies else {
+        return Err(CliError::Config(vec!["--policies DIR is required".to_owned()]));
+    };
+    let metrics = Arc::new(Metrics::default());
+    let client = registry_client(registry, metrics.clone())?;
+    let policies = PolicySet::load_dir(dir)?;
+    let caches = Caches::new(CacheConfig::default());
+    Ok(Arc::new(Engine::new(policies, Arc::new(client), caches, policy.unmatched, metrics)))
 }
 
 /// Runs `serve` until SIGTERM.
@@ -320,9 +323,6 @@ pub async fn serve(args: ServeArgs) -> Result<(), CliError> {
         problems
             .push(format!("--max-request-bytes {} is below the 3 MiB the API server may send", args.max_request_bytes));
     }
-    if args.policy.policies.is_none() {
-        problems.push("--policies DIR is required (reading policies from the cluster is not available yet)".to_owned());
-    }
     if !problems.is_empty() {
         return Err(CliError::Config(problems));
     }
@@ -333,17 +333,34 @@ pub async fn serve(args: ServeArgs) -> Result<(), CliError> {
         tag_ttl: args.cache.tag_cache_ttl,
         max_entries: args.cache.cache_size,
     };
-    let engine = build_engine(&args.policy, &args.registry, cache, metrics.clone())?;
-    tracing::info!(policies = engine.policies().policies().len(), unmatched = ?args.policy.unmatched, "policies loaded");
-    let state = AppState {
-        engine,
-        metrics,
-        ready: Arc::new(AtomicBool::new(false)),
-        settings: Settings {
-            max_body_bytes: args.max_request_bytes,
-            default_timeout: args.default_timeout,
-            ..Settings::default()
-        },
+    let registry = Arc::new(registry_client(&args.registry, metrics.clone())?);
+    let settings = Settings {
+        max_body_bytes: args.max_request_bytes,
+        default_timeout: args.default_timeout,
+        ..Settings::default()
+    };
+    let state = match &args.policy.policies {
+        Some(dir) => {
+            let policies = PolicySet::load_dir(dir)?;
+            tracing::info!(policies = policies.policies().len(), dir = %dir.display(), "policies loaded from files");
+            let engine = Engine::new(policies, registry, Caches::new(cache), args.policy.unmatched, metrics.clone());
+            AppState::new(Arc::new(engine), metrics, settings)
+        }
+        None => {
+            let client = kube::Client::try_default().await.map_err(CliError::Kube)?;
+            let engine = Arc::new(Engine::new(
+                PolicySet::default(),
+                registry,
+                Caches::new(cache),
+                args.policy.unmatched,
+                metrics.clone(),
+            ));
+            let mut state = AppState::new(engine.clone(), metrics, settings);
+            state.ready.store(false, std::sync::atomic::Ordering::Release);
+            state.namespaces = Some(crate::policy::cluster::start(client, engine, state.ready.clone()));
+            tracing::info!("reading ClusterImagePolicies and Namespaces from the cluster");
+            state
+        }
     };
     let bound = Bound::bind(args.listen, args.probe_listen, certs.expect("checked above"), state).await?;
     bound.run(server::shutdown_signal()).await;
@@ -352,7 +369,7 @@ pub async fn serve(args: ServeArgs) -> Result<(), CliError> {
 
 /// Runs `verify`; returns the exit code.
 pub async fn verify(args: VerifyArgs) -> Result<ExitCode, CliError> {
-    let engine = build_engine(&args.policy, &args.registry, CacheConfig::default(), Arc::new(Metrics::default()))?;
+    let engine = file_engine(&args.policy, &args.registry)?;
     let images = [WorkloadImage { path: "image".into(), container: String::new(), image: args.image.clone() }];
     let labels = args.namespace_labels.unwrap_or_default();
     let decision = engine.evaluate(&images, &labels, tokio::time::Instant::now() + args.timeout).await;
@@ -373,7 +390,7 @@ pub async fn evaluate(args: EvaluateArgs) -> Result<ExitCode, CliError> {
         std::fs::read_to_string(&args.file).map_err(|source| CliError::Read { path: args.file.clone(), source })?
     };
     let objects = manifest_objects(&text, &args.file)?;
-    let engine = build_engine(&args.policy, &args.registry, CacheConfig::default(), Arc::new(Metrics::default()))?;
+    let engine = file_engine(&args.policy, &args.registry)?;
     let deadline = tokio::time::Instant::now() + args.timeout;
     let mut worst = exit::ADMITTED;
     let mut results = Vec::new();

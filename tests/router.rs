@@ -5,7 +5,6 @@
 //! the wire handling, field paths and modes; the registry-backed cases live in
 //! `tests/registry.rs` and `tests/server.rs`.
 
-use std::sync::atomic::AtomicBool;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -62,7 +61,7 @@ fn state(settings: Settings) -> AppState {
         Unmatched::Deny,
         metrics.clone(),
     );
-    AppState { engine: Arc::new(engine), metrics, ready: Arc::new(AtomicBool::new(true)), settings }
+    AppState::new(Arc::new(engine), metrics, settings)
 }
 
 fn fixture(name: &str) -> Value {
@@ -299,6 +298,7 @@ async fn ten_thousand_containers_get_a_capped_answer() {
 #[tokio::test]
 async fn probes_and_metrics() {
     let s = state(Settings::default());
+    s.serving.store(true, std::sync::atomic::Ordering::Release);
     s.ready.store(false, std::sync::atomic::Ordering::Release);
     let get = |path: &str| Request::get(path).body(Body::empty()).unwrap();
     let probes = probe_router(s.clone());

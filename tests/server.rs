@@ -6,7 +6,6 @@ mod common;
 
 use std::net::SocketAddr;
 use std::path::Path;
-use std::sync::atomic::AtomicBool;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -42,12 +41,7 @@ fn state(policies: &str, insecure: Vec<String>) -> AppState {
         Unmatched::Deny,
         metrics.clone(),
     );
-    AppState {
-        engine: Arc::new(engine),
-        metrics,
-        ready: Arc::new(AtomicBool::new(false)),
-        settings: Settings::default(),
-    }
+    AppState::new(Arc::new(engine), metrics, Settings::default())
 }
 
 /// A running server and the means to stop it.
@@ -207,11 +201,11 @@ async fn ready_while_serving_and_graceful_on_shutdown() {
     let dir = tempfile::tempdir().unwrap();
     let ca_out = dir.path().join("ca.pem");
     let s = state(ALLOW_ALL, vec![]);
-    let ready = s.ready.clone();
+    let serving = s.serving.clone();
     let server =
         Running::start(CertSource::SelfSigned { names: vec!["localhost".into()], ca_out: ca_out.clone() }, s).await;
     tokio::time::sleep(Duration::from_millis(50)).await;
-    assert!(ready.load(std::sync::atomic::Ordering::Acquire));
+    assert!(serving.load(std::sync::atomic::Ordering::Acquire));
     let ca = std::fs::read_to_string(&ca_out).unwrap();
     assert!(ca.starts_with("-----BEGIN CERTIFICATE-----"));
     assert_ne!(ca, generated.ca_pem);
@@ -221,7 +215,7 @@ async fn ready_while_serving_and_graceful_on_shutdown() {
     assert!(probe.is_ok());
     let addr = server.addr;
     server.stop().await;
-    assert!(!ready.load(std::sync::atomic::Ordering::Acquire), "not ready once shutting down");
+    assert!(!serving.load(std::sync::atomic::Ordering::Acquire), "not ready once shutting down");
     assert!(tokio::net::TcpStream::connect(addr).await.is_err(), "the listener is closed");
 }
 

@@ -5,6 +5,7 @@
 //! needs precompiled (globs, selector, parsed keys) and a content hash that keys the
 //! decision cache: editing a policy re-evaluates every image it governs.
 
+pub mod cluster;
 mod glob;
 mod selector;
 mod types;

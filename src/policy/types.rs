@@ -126,7 +126,7 @@ pub struct KeyAuthority {
 }
 
 /// A key inside a Secret.
-#[derive(Deserialize, Serialize, Clone, Debug, PartialEq, Eq, JsonSchema)]
+#[derive(Deserialize, Serialize, Clone, Debug, PartialEq, Eq, Hash, JsonSchema)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct SecretKeyRef {
     #[schemars(length(min = 1, max = 253))]

@@ -33,6 +33,7 @@ use tower_http::trace::TraceLayer;
 use crate::admission::{self, parse_go_duration, Answer};
 use crate::engine::Engine;
 use crate::metrics::Metrics;
+use crate::policy::cluster::Namespaces;
 use crate::policy::{Labels, NAMESPACE_NAME_LABEL};
 
 /// Request-handling limits and timing.
@@ -57,9 +58,36 @@ impl Default for Settings {
 pub struct AppState {
     pub engine: Arc<Engine>,
     pub metrics: Arc<Metrics>,
-    /// Set once policies are loaded and the listeners are up; cleared on shutdown.
+    /// Set once policies are loaded (at once from files; after the first sync from the cluster).
     pub ready: Arc<AtomicBool>,
+    /// Set while the webhook listener accepts; cleared on shutdown.
+    pub serving: Arc<AtomicBool>,
+    /// Namespace labels from the cluster; `None` in file mode.
+    pub namespaces: Option<Namespaces>,
     pub settings: Settings,
+}
+
+impl AppState {
+    /// State for file mode: ready at once.
+    pub fn new(engine: Arc<Engine>, metrics: Arc<Metrics>, settings: Settings) -> Self {
+        AppState {
+            engine,
+            metrics,
+            ready: Arc::new(AtomicBool::new(true)),
+            serving: Arc::new(AtomicBool::new(false)),
+            namespaces: None,
+            settings,
+        }
+    }
+
+    /// The labels of a namespace: from the cluster, or in file mode its name label, the one
+    /// label every namespace carries.
+    pub fn namespace_labels(&self, namespace: &str) -> Labels {
+        match &self.namespaces {
+            Some(n) => n.labels(namespace),
+            None => BTreeMap::from([(NAMESPACE_NAME_LABEL.to_owned(), namespace.to_owned())]),
+        }
+    }
 }
 
 #[derive(Deserialize)]
@@ -99,9 +127,7 @@ pub fn probe_router(state: AppState) -> Router {
 async fn validate(State(state): State<AppState>, Query(q): Query<ValidateQuery>, body: Bytes) -> Response {
     let started = Instant::now();
     let deadline = started + deadline_for(q.timeout.as_deref(), state.settings.default_timeout);
-    // File mode knows one label of a namespace: its name, which every namespace carries.
-    let labels = |ns: &str| -> Labels { BTreeMap::from([(NAMESPACE_NAME_LABEL.to_owned(), ns.to_owned())]) };
-    let answer = admission::review(&state.engine, &body, deadline, labels).await;
+    let answer = admission::review(&state.engine, &body, deadline, |ns| state.namespace_labels(ns)).await;
     match answer {
         Answer::Review { body, decision } => {
             state.metrics.admission(decision, started.elapsed());
@@ -115,10 +141,10 @@ async fn validate(State(state): State<AppState>, Query(q): Query<ValidateQuery>,
 }
 
 async fn readyz(State(state): State<AppState>) -> Response {
-    if state.ready.load(Ordering::Acquire) {
-        "ok".into_response()
-    } else {
-        (StatusCode::SERVICE_UNAVAILABLE, "not ready").into_response()
+    match (state.ready.load(Ordering::Acquire), state.serving.load(Ordering::Acquire)) {
+        (true, true) => "ok".into_response(),
+        (false, _) => (StatusCode::SERVICE_UNAVAILABLE, "not ready: policies not loaded yet").into_response(),
+        (true, false) => (StatusCode::SERVICE_UNAVAILABLE, "not ready: not serving").into_response(),
     }
 }
 
@@ -212,7 +238,7 @@ impl Bound {
         });
         let app = router(state.clone());
         let graceful = GracefulShutdown::new();
-        state.ready.store(true, Ordering::Release);
+        state.serving.store(true, Ordering::Release);
         tracing::info!(addr = %webhook.local_addr().expect("bound"), "serving admission reviews");
         let mut stop = stop_rx.clone();
         loop {
@@ -246,7 +272,7 @@ impl Bound {
                 }
             });
         }
-        state.ready.store(false, Ordering::Release);
+        state.serving.store(false, Ordering::Release);
         tracing::info!("shutting down: draining in-flight requests");
         drop(webhook);
         if tokio::time::timeout(Duration::from_secs(10), graceful.shutdown()).await.is_err() {

@@ -1,0 +1,197 @@
+//! Cluster mode: `ClusterImagePolicy` objects and Namespaces from the API server, kept current
+//! by kube-runtime watchers, compiled into the [`PolicySet`] the engine evaluates with.
+//!
+//! Start at [`start`]. Policies are recompiled whenever one changes (and every
+//! [`RESYNC`], so a rotated `secretRef` key is picked up); an invalid policy is kept, marked
+//! invalid (see [`Policy::compile_lenient`]), and its `Ready` status condition says why. The
+//! server is ready once both watchers have listed everything and the first set is in force.
+
+use std::collections::{BTreeMap, HashMap};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+use std::time::Duration;
+
+use futures::StreamExt;
+use k8s_openapi::api::core::v1::{Namespace, Secret};
+use kube::api::{Api, Patch, PatchParams};
+use kube::runtime::reflector::{self, Store};
+use kube::runtime::watcher::{self, Event};
+use kube::runtime::WatchStreamExt;
+use kube::{Client, ResourceExt};
+use serde_json::json;
+
+use super::{ClusterImagePolicy, Labels, Policy, PolicySet, SecretKeyRef, NAMESPACE_NAME_LABEL};
+use crate::engine::Engine;
+
+/// How often policies are recompiled without a change, to pick up rotated Secret keys.
+pub const RESYNC: Duration = Duration::from_secs(30);
+
+/// Namespace labels as the cluster has them.
+#[derive(Clone)]
+pub struct Namespaces {
+    store: Store<Namespace>,
+}
+
+impl std::fmt::Debug for Namespaces {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Namespaces").field("known", &self.store.state().len()).finish()
+    }
+}
+
+impl Namespaces {
+    /// The labels of namespace `name`. A namespace not yet seen by the watcher (created a
+    /// moment ago) has at least the name label the API server sets on every namespace.
+    pub fn labels(&self, name: &str) -> Labels {
+        let key = reflector::ObjectRef::new(name);
+        match self.store.get(&key) {
+            Some(ns) => ns.labels().clone().into_iter().collect(),
+            None => BTreeMap::from([(NAMESPACE_NAME_LABEL.to_owned(), name.to_owned())]),
+        }
+    }
+}
+
+/// Starts watching policies and namespaces. `ready` is set once both are listed and the first
+/// policy set is in force.
+pub fn start(client: Client, engine: Arc<Engine>, ready: Arc<AtomicBool>) -> Namespaces {
+    let (ns_store, ns_writer) = reflector::store::<Namespace>();
+    let ns_events = watcher(Api::<Namespace>::all(client.clone())).default_backoff().reflect(ns_writer);
+    tokio::spawn(ns_events.for_each(|event| async move {
+        if let Err(e) = event {
+            tracing::warn!(error = %e, "watching namespaces");
+        }
+    }));
+    let namespaces = Namespaces { store: ns_store.clone() };
+    tokio::spawn(run_policies(client, engine, ready, ns_store));
+    namespaces
+}
+
+fn watcher<K>(api: Api<K>) -> impl futures::Stream<Item = Result<Event<K>, watcher::Error>> + Send
+where
+    K: kube::Resource + Clone + serde::de::DeserializeOwned + std::fmt::Debug + Send + 'static,
+{
+    watcher::watcher(api, watcher::Config::default())
+}
+
+async fn run_policies(client: Client, engine: Arc<Engine>, ready: Arc<AtomicBool>, namespaces: Store<Namespace>) {
+    let (store, writer) = reflector::store::<ClusterImagePolicy>();
+    let mut events =
+        Box::pin(watcher(Api::<ClusterImagePolicy>::all(client.clone())).default_backoff().reflect(writer));
+    let mut resync = tokio::time::interval(RESYNC);
+    resync.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    let mut listed = false;
+    loop {
+        let recompile = tokio::select! {
+            event = events.next() => match event {
+                None => return,
+                Some(Ok(Event::InitDone)) => {
+                    listed = true;
+                    true
+                }
+                Some(Ok(Event::Apply(_) | Event::Delete(_))) => listed,
+                Some(Ok(Event::Init | Event::InitApply(_))) => false,
+                Some(Err(e)) => {
+                    tracing::warn!(error = %e, "watching ClusterImagePolicies");
+                    false
+                }
+            },
+            _ = resync.tick() => listed,
+        };
+        if !recompile {
+            continue;
+        }
+        let set = compile(&client, &store.state()).await;
+        let changed = {
+            let current = engine.policies();
+            current.policies().len() != set.len()
+                || current.policies().iter().zip(&set).any(|(a, b)| a.name != b.name || a.hash != b.hash)
+        };
+        if changed {
+            let invalid = set.iter().filter(|p| p.invalid.is_some()).count();
+            tracing::info!(policies = set.len(), invalid, "ClusterImagePolicies in force");
+        }
+        let statuses: Vec<(String, Option<String>)> = set.iter().map(|p| (p.name.clone(), p.invalid.clone())).collect();
+        engine.set_policies(PolicySet::new(set));
+        update_statuses(&client, &store, &statuses).await;
+        if !ready.load(Ordering::Acquire) {
+            let _ = namespaces.wait_until_ready().await;
+            ready.store(true, Ordering::Release);
+            tracing::info!("policies and namespaces synced; ready");
+        }
+    }
+}
+
+/// Compiles every policy, reading the Secrets behind `secretRef` keys. Sorted by name.
+async fn compile(client: &Client, objects: &[Arc<ClusterImagePolicy>]) -> Vec<Arc<Policy>> {
+    let mut secrets: HashMap<SecretKeyRef, Result<String, String>> = HashMap::new();
+    for object in objects {
+        let refs = object.spec.signatures.iter().flat_map(|s| &s.authorities).filter_map(|a| a.key.secret_ref.as_ref());
+        for r in refs {
+            if !secrets.contains_key(r) {
+                let value = read_secret_key(client, r).await;
+                secrets.insert(r.clone(), value);
+            }
+        }
+    }
+    let lookup = |r: &SecretKeyRef| secrets.get(r).cloned().unwrap_or_else(|| Err("not read".into()));
+    let mut out: Vec<Arc<Policy>> = objects
+        .iter()
+        .map(|object| {
+            let (policy, errors) = Policy::compile_lenient(object, &lookup);
+            for e in &errors {
+                tracing::warn!(policy = %e.name, field = %e.field, error = %e.message, "invalid ClusterImagePolicy");
+            }
+            Arc::new(policy)
+        })
+        .collect();
+    out.sort_by(|a, b| a.name.cmp(&b.name));
+    out
+}
+
+async fn read_secret_key(client: &Client, r: &SecretKeyRef) -> Result<String, String> {
+    let api = Api::<Secret>::namespaced(client.clone(), &r.namespace);
+    match api.get_opt(&r.name).await {
+        Ok(Some(secret)) => {
+            let data = secret.data.as_ref().and_then(|d| d.get(&r.key)).map(|b| b.0.clone());
+            let data = data
+                .or_else(|| secret.string_data.as_ref().and_then(|d| d.get(&r.key)).map(|s| s.clone().into_bytes()));
+            match data {
+                Some(bytes) => String::from_utf8(bytes)
+                    .map_err(|_| format!("Secret {}/{} key {:?} is not text", r.namespace, r.name, r.key)),
+                None => Err(format!("Secret {}/{} has no key {:?}", r.namespace, r.name, r.key)),
+            }
+        }
+        Ok(None) => Err(format!("Secret {}/{} not found", r.namespace, r.name)),
+        Err(e) => Err(format!("reading Secret {}/{}: {e}", r.namespace, r.name)),
+    }
+}
+
+/// Sets each policy's `Ready` condition when it differs from what the object already says.
+async fn update_statuses(client: &Client, store: &Store<ClusterImagePolicy>, statuses: &[(String, Option<String>)]) {
+    let api = Api::<ClusterImagePolicy>::all(client.clone());
+    for (name, invalid) in statuses {
+        let Some(object) = store.get(&reflector::ObjectRef::new(name)) else { continue };
+        let (status, reason, message) = match invalid {
+            None => ("True", "Valid", "in force".to_owned()),
+            Some(why) => ("False", "Invalid", why.clone()),
+        };
+        let generation = object.metadata.generation;
+        let current = object.status.as_ref().and_then(|s| s.conditions.iter().find(|c| c.type_ == "Ready"));
+        if current.is_some_and(|c| {
+            c.status == status && c.reason == reason && c.message == message && c.observed_generation == generation
+        }) {
+            continue;
+        }
+        let condition = json!({
+            "type": "Ready",
+            "status": status,
+            "reason": reason,
+            "message": message,
+            "observedGeneration": generation,
+            "lastTransitionTime": k8s_openapi::jiff::Timestamp::now().to_string(),
+        });
+        let patch = Patch::Merge(json!({"status": {"conditions": [condition]}}));
+        if let Err(e) = api.patch_status(name, &PatchParams::default(), &patch).await {
+            tracing::warn!(policy = %name, error = %e, "could not update ClusterImagePolicy status");
+        }
+    }
+}
