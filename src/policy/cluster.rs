@@ -106,6 +106,11 @@ async fn run_policies(client: Client, engine: Arc<Engine>, ready: Arc<AtomicBool
                 || current.policies().iter().zip(&set).any(|(a, b)| a.name != b.name || a.hash != b.hash)
         };
         if changed {
+            for p in &set {
+                if let Some(why) = &p.invalid {
+                    tracing::warn!(policy = %p.name, error = %why, "invalid ClusterImagePolicy: the images it governs are denied");
+                }
+            }
             let invalid = set.iter().filter(|p| p.invalid.is_some()).count();
             tracing::info!(policies = set.len(), invalid, "ClusterImagePolicies in force");
         }
@@ -133,16 +138,8 @@ async fn compile(client: &Client, objects: &[Arc<ClusterImagePolicy>]) -> Vec<Ar
         }
     }
     let lookup = |r: &SecretKeyRef| secrets.get(r).cloned().unwrap_or_else(|| Err("not read".into()));
-    let mut out: Vec<Arc<Policy>> = objects
-        .iter()
-        .map(|object| {
-            let (policy, errors) = Policy::compile_lenient(object, &lookup);
-            for e in &errors {
-                tracing::warn!(policy = %e.name, field = %e.field, error = %e.message, "invalid ClusterImagePolicy");
-            }
-            Arc::new(policy)
-        })
-        .collect();
+    let mut out: Vec<Arc<Policy>> =
+        objects.iter().map(|object| Arc::new(Policy::compile_lenient(object, &lookup).0)).collect();
     out.sort_by(|a, b| a.name.cmp(&b.name));
     out
 }

@@ -87,7 +87,7 @@ impl Mode {
 pub struct Signatures {
     /// How many distinct authorities must verify (default 1).
     #[serde(default = "one")]
-    #[schemars(range(min = 1))]
+    #[schemars(range(min = 1, max = 32), with = "i32")]
     pub threshold: u32,
     /// Who may sign.
     #[schemars(length(min = 1, max = 32))]
