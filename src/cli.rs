@@ -529,13 +529,16 @@ mod tests {
     use super::*;
 
     #[test]
-    fn the_committed_crd_matches_the_code() {
-        let committed = std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/manifests/crds/clusterimagepolicies.yaml"))
-            .expect("manifests/crds/clusterimagepolicies.yaml exists; generate it with `trustgate crds --out-dir manifests/crds`");
-        assert!(
-            committed == crd_yaml(),
-            "manifests/crds/clusterimagepolicies.yaml is stale: run `cargo run -- crds --out-dir manifests/crds`"
-        );
+    fn the_committed_crds_match_the_code() {
+        for dir in ["manifests/crds", "charts/trustgate/crds"] {
+            let path = format!("{}/{dir}/clusterimagepolicies.yaml", env!("CARGO_MANIFEST_DIR"));
+            let committed = std::fs::read_to_string(&path).unwrap_or_default();
+            assert!(
+                committed == crd_yaml(),
+                "{dir}/clusterimagepolicies.yaml is stale: run `cargo run -- crds --out-dir manifests/crds` \
+                 and scripts/render-manifests.sh"
+            );
+        }
     }
 
     #[test]

@@ -1,0 +1,329 @@
+//! End-to-end on a real control plane: etcd and kube-apiserver on loopback
+//! (`scripts/e2e-cluster.sh`), the chart installed with real Helm, trustgate running as a host
+//! process with the chart's TLS material and reached by the API server at the chart's Service
+//! (an EndpointSlice points it at 127.0.0.1), images in a real registry signed by real cosign.
+//! Every assertion is on what `kubectl` prints to a developer.
+//!
+//! One test function, in order: the control plane is the expensive part, and the cases build
+//! on each other (install, enforce, change policy, stop the server, upgrade, uninstall).
+
+mod common;
+
+use std::collections::HashMap;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Output, Stdio};
+use std::time::{Duration, Instant};
+
+use common::{KeyPair, KeyType, PushedImage, Registry};
+
+const NS: &str = "trustgate-system";
+const RELEASE: &str = "trustgate";
+
+/// The control plane; stopped on drop.
+struct ControlPlane {
+    dir: tempfile::TempDir,
+    env: HashMap<String, String>,
+}
+
+impl ControlPlane {
+    fn start() -> ControlPlane {
+        let dir = tempfile::Builder::new().prefix("trustgate-e2e-").tempdir().unwrap();
+        let out = Command::new("bash").arg(script("e2e-cluster.sh")).arg("start").arg(dir.path()).output().unwrap();
+        assert!(out.status.success(), "control plane did not start:\n{}", String::from_utf8_lossy(&out.stderr));
+        let env_file = String::from_utf8_lossy(&out.stdout).trim().to_owned();
+        let env = std::fs::read_to_string(&env_file)
+            .unwrap()
+            .lines()
+            .filter_map(|l| l.strip_prefix("export "))
+            .filter_map(|l| l.split_once('='))
+            .map(|(k, v)| (k.to_owned(), v.trim_matches('"').to_owned()))
+            .collect();
+        ControlPlane { dir, env }
+    }
+
+    fn tool(&self, name: &str) -> Command {
+        let mut c = Command::new(&self.env[name]);
+        c.env("KUBECONFIG", &self.env["KUBECONFIG"]);
+        c
+    }
+
+    fn kubectl(&self, args: &[&str]) -> Output {
+        self.tool("TRUSTGATE_KUBECTL").args(args).output().unwrap()
+    }
+
+    /// `kubectl apply -f -` of `yaml` (plus extra args).
+    fn apply(&self, yaml: &str, extra: &[&str]) -> Output {
+        let mut child = self
+            .tool("TRUSTGATE_KUBECTL")
+            .args(["apply", "-f", "-"])
+            .args(extra)
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap();
+        std::io::Write::write_all(&mut child.stdin.take().unwrap(), yaml.as_bytes()).unwrap();
+        child.wait_with_output().unwrap()
+    }
+
+    fn helm(&self, args: &[&str]) -> Output {
+        self.tool("TRUSTGATE_HELM").args(args).output().unwrap()
+    }
+}
+
+impl Drop for ControlPlane {
+    fn drop(&mut self) {
+        let _ = Command::new("bash").arg(script("e2e-cluster.sh")).arg("stop").arg(self.dir.path()).output();
+    }
+}
+
+fn script(name: &str) -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("scripts").join(name)
+}
+
+fn ok(out: &Output) -> String {
+    assert!(
+        out.status.success(),
+        "command failed:\nstdout: {}\nstderr: {}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
+fn failed(out: &Output) -> String {
+    assert!(!out.status.success(), "expected a failure, got:\n{}", String::from_utf8_lossy(&out.stdout));
+    String::from_utf8_lossy(&out.stderr).into_owned()
+}
+
+fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
+}
+
+/// trustgate as a host process in cluster mode; killed on drop.
+struct Server {
+    child: Child,
+    probe: u16,
+}
+
+impl Server {
+    fn start(cp: &ControlPlane, port: u16, tls: &Path, registry: &str) -> Server {
+        let probe = free_port();
+        let log = std::fs::File::create(cp.dir.path().join(format!("trustgate-{port}.log"))).unwrap();
+        let child = Command::new(env!("CARGO_BIN_EXE_trustgate"))
+            .args(["serve", "--listen", &format!("127.0.0.1:{port}"), "--probe-listen", &format!("127.0.0.1:{probe}")])
+            .arg("--tls-cert")
+            .arg(tls.join("tls.crt"))
+            .arg("--tls-key")
+            .arg(tls.join("tls.key"))
+            .args(["--insecure-registry", registry, "--negative-cache-ttl", "1s"])
+            .env("KUBECONFIG", &cp.env["KUBECONFIG"])
+            .stdout(log.try_clone().unwrap())
+            .stderr(log)
+            .spawn()
+            .unwrap();
+        let server = Server { child, probe };
+        server.wait_ready();
+        server
+    }
+
+    fn wait_ready(&self) {
+        let started = Instant::now();
+        loop {
+            let out = Command::new("curl").args(["-sf", &format!("http://127.0.0.1:{}/readyz", self.probe)]).output();
+            if out.is_ok_and(|o| o.status.success()) {
+                return;
+            }
+            assert!(started.elapsed() < Duration::from_secs(30), "trustgate did not become ready");
+            std::thread::sleep(Duration::from_millis(100));
+        }
+    }
+
+    fn stop(&mut self) {
+        let _ = Command::new("kill").args(["-TERM", &self.child.id().to_string()]).status();
+        let _ = self.child.wait();
+    }
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+fn policy(name: &str, registry: &str, mode: &str, key: &KeyPair) -> String {
+    let pem = key.public_key_pem.trim().replace('\n', "\n            ");
+    format!(
+        "apiVersion: trustgate.dev/v1alpha1\nkind: ClusterImagePolicy\nmetadata:\n  name: {name}\nspec:\n  images:\n    - glob: \"{registry}/shop/**\"\n  mode: {mode}\n  signatures:\n    authorities:\n      - name: release-key\n        key:\n          publicKey: |\n            {pem}\n"
+    )
+}
+
+fn deployment(ns: &str, name: &str, image: &str) -> String {
+    format!(
+        "apiVersion: apps/v1\nkind: Deployment\nmetadata:\n  name: {name}\n  namespace: {ns}\nspec:\n  replicas: 1\n  selector:\n    matchLabels: {{app: {name}}}\n  template:\n    metadata:\n      labels: {{app: {name}}}\n    spec:\n      containers:\n        - name: app\n          image: {image}\n"
+    )
+}
+
+fn pod_with_init(ns: &str, name: &str, init: &str, app: &str) -> String {
+    format!(
+        "apiVersion: v1\nkind: Pod\nmetadata:\n  name: {name}\n  namespace: {ns}\nspec:\n  initContainers:\n    - name: init\n      image: {init}\n  containers:\n    - name: app\n      image: {app}\n"
+    )
+}
+
+fn cronjob(ns: &str, name: &str, image: &str) -> String {
+    format!(
+        "apiVersion: batch/v1\nkind: CronJob\nmetadata:\n  name: {name}\n  namespace: {ns}\nspec:\n  schedule: \"*/5 * * * *\"\n  jobTemplate:\n    spec:\n      template:\n        spec:\n          restartPolicy: Never\n          containers:\n            - name: job\n              image: {image}\n"
+    )
+}
+
+/// Retries `f` until it returns true (policy changes reach the server through a watch).
+fn eventually(what: &str, mut f: impl FnMut() -> bool) {
+    let started = Instant::now();
+    while !f() {
+        assert!(started.elapsed() < Duration::from_secs(20), "timed out waiting until {what}");
+        std::thread::sleep(Duration::from_millis(200));
+    }
+}
+
+fn decode_secret_field(cp: &ControlPlane, field: &str) -> Vec<u8> {
+    use base64::Engine as _;
+    let jsonpath = format!("jsonpath={{.data.{}}}", field.replace('.', "\\."));
+    let b64 = ok(&cp.kubectl(&["-n", NS, "get", "secret", &format!("{RELEASE}-tls"), "-o", &jsonpath]));
+    base64::engine::general_purpose::STANDARD.decode(b64.trim()).unwrap()
+}
+
+#[test]
+fn trustgate_on_a_real_api_server() {
+    let cp = ControlPlane::start();
+    let registry = Registry::start();
+    let key = KeyPair::generate(KeyType::P256);
+    let other = KeyPair::generate(KeyType::P256);
+    let push_signed = |tag: &str, k: &KeyPair| -> PushedImage {
+        let image = registry.push_image("shop/api", tag);
+        k.sign(&image.digest_ref);
+        image
+    };
+    let signed = push_signed("v1", &key);
+    let unsigned = registry.push_image("shop/api", "v2");
+    let wrongly_signed = push_signed("v3", &other);
+
+    // The chart: lint, a dry-run of what it renders, then a real install.
+    let chart = concat!(env!("CARGO_MANIFEST_DIR"), "/charts/trustgate");
+    ok(&cp.helm(&["lint", "--strict", chart]));
+    ok(&cp.kubectl(&["create", "namespace", NS]));
+    let rendered = ok(&cp.helm(&["template", RELEASE, chart, "-n", NS, "--include-crds"]));
+    ok(&cp.apply(&rendered, &["--dry-run=server"]));
+    ok(&cp.helm(&["install", RELEASE, chart, "-n", NS, "--set", &format!("insecureRegistries={{{}}}", registry.addr)]));
+    let webhooks = ok(&cp.kubectl(&["get", "validatingwebhookconfigurations", "-o", "name"]));
+    assert!(webhooks.contains(&format!("validatingwebhookconfiguration.admissionregistration.k8s.io/{RELEASE}")));
+
+    // The chart's TLS material, served by a host process the chart's Service points at.
+    let tls = cp.dir.path().join("tls");
+    std::fs::create_dir(&tls).unwrap();
+    let ca_before = decode_secret_field(&cp, "ca.crt");
+    std::fs::write(tls.join("tls.crt"), decode_secret_field(&cp, "tls.crt")).unwrap();
+    std::fs::write(tls.join("tls.key"), decode_secret_field(&cp, "tls.key")).unwrap();
+    let port = free_port();
+    let endpoint = Command::new("bash")
+        .arg(script("e2e-cluster.sh"))
+        .args(["endpoint-yaml", NS, RELEASE, &port.to_string(), "https"])
+        .output()
+        .unwrap();
+    ok(&cp.apply(&ok(&endpoint), &[]));
+    let mut server = Server::start(&cp, port, &tls, &registry.addr);
+
+    ok(&cp.kubectl(&["create", "namespace", "shop"]));
+    ok(&cp.kubectl(&["-n", "shop", "create", "serviceaccount", "default"]));
+    ok(&cp.apply(&policy("shop-release", &registry.addr, "enforce", &key), &[]));
+    ok(&cp.kubectl(&["wait", "--for=condition=Ready", "clusterimagepolicy/shop-release", "--timeout=20s"]));
+
+    // A developer applies an unsigned Deployment: denied, saying where, what and how to fix.
+    let denied = failed(&cp.apply(&deployment("shop", "api", &unsigned.tag_ref), &[]));
+    for part in [
+        "admission webhook \"validate.trustgate.dev\" denied the request: trustgate denied Deployment shop/api:",
+        &format!("spec.template.spec.containers[0].image {} ({})", unsigned.tag_ref, unsigned.digest),
+        "policy \"shop-release\": no signature found; the policy requires one verified by [release-key]",
+        &format!("sign with: cosign sign --key <key> {}", unsigned.digest_ref),
+    ] {
+        assert!(denied.contains(part), "missing {part:?} in:\n{denied}");
+    }
+    // The same answer for a server-side dry run.
+    let dry = failed(&cp.apply(&deployment("shop", "api", &unsigned.tag_ref), &["--dry-run=server"]));
+    assert!(dry.contains("no signature found"), "{dry}");
+    // Signed: created.
+    let created = ok(&cp.apply(&deployment("shop", "api", &signed.tag_ref), &[]));
+    assert!(created.contains("deployment.apps/api created"), "{created}");
+    // Signed by another key, by digest: denied as untrusted.
+    let denied = failed(&cp.apply(&deployment("shop", "web", &wrongly_signed.digest_ref), &[]));
+    assert!(denied.contains("1 signature found, none verified by any of [release-key]"), "{denied}");
+    // A CronJob and a Pod whose init container is unsigned.
+    let denied = failed(&cp.apply(&cronjob("shop", "nightly", &unsigned.tag_ref), &[]));
+    assert!(denied.contains("trustgate denied CronJob shop/nightly:"), "{denied}");
+    assert!(denied.contains("spec.jobTemplate.spec.template.spec.containers[0].image"), "{denied}");
+    let denied = failed(&cp.apply(&pod_with_init("shop", "p", &unsigned.tag_ref, &signed.digest_ref), &[]));
+    assert!(denied.contains(&format!("spec.initContainers[0].image {}", unsigned.tag_ref)), "{denied}");
+    assert!(!denied.contains("spec.containers[0].image"), "the signed container passes: {denied}");
+
+    // Excluded namespaces are never sent to trustgate.
+    ok(&cp.kubectl(&["create", "namespace", "sandbox"]));
+    ok(&cp.kubectl(&["label", "namespace", "sandbox", "trustgate.dev/ignore=true"]));
+    ok(&cp.apply(&deployment("sandbox", "api", &unsigned.tag_ref), &[]));
+    ok(&cp.apply(&deployment("kube-system", "unsigned", &unsigned.tag_ref), &[]));
+
+    // Warn mode: created, and kubectl prints the warning.
+    ok(&cp.apply(&policy("shop-release", &registry.addr, "warn", &key), &[]));
+    eventually("warn mode is in force", || {
+        let out = cp.apply(&deployment("shop", "warned", &unsigned.tag_ref), &["--dry-run=server"]);
+        out.status.success()
+    });
+    let out = cp.apply(&deployment("shop", "warned", &unsigned.tag_ref), &[]);
+    ok(&out);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(stderr.contains("Warning: trustgate: spec.template.spec.containers[0].image"), "{stderr}");
+    assert!(stderr.contains("no signature found"), "{stderr}");
+
+    // A policy changed with kubectl (now trusting only the other key) applies without a restart.
+    ok(&cp.apply(&policy("shop-release", &registry.addr, "enforce", &other), &[]));
+    eventually("the changed key is in force", || {
+        let out = cp.apply(&deployment("shop", "api2", &signed.tag_ref), &["--dry-run=server"]);
+        !out.status.success() && String::from_utf8_lossy(&out.stderr).contains("none verified")
+    });
+    ok(&cp.apply(&deployment("shop", "web", &wrongly_signed.digest_ref), &["--dry-run=server"]));
+    // Deleted: the image is governed by no policy, and unmatched images are denied.
+    ok(&cp.kubectl(&["delete", "clusterimagepolicy", "shop-release"]));
+    eventually("the deleted policy is gone", || {
+        let out = cp.apply(&deployment("shop", "api3", &signed.tag_ref), &["--dry-run=server"]);
+        String::from_utf8_lossy(&out.stderr).contains("no ClusterImagePolicy governs")
+    });
+    ok(&cp.apply(&policy("shop-release", &registry.addr, "enforce", &key), &[]));
+
+    // A malformed policy is rejected by the API server itself.
+    let rejected = failed(&cp.apply(&policy("bad", &registry.addr, "strict", &key), &[]));
+    assert!(rejected.contains("spec.mode: Unsupported value: \"strict\""), "{rejected}");
+    let two_of_one = policy("bad", &registry.addr, "enforce", &key)
+        .replace("    authorities:", "    threshold: 2\n    authorities:");
+    let rejected = failed(&cp.apply(&two_of_one, &[]));
+    assert!(rejected.contains("threshold cannot exceed the number of authorities"), "{rejected}");
+
+    // The server stopped: enforced namespaces fail closed, kube-system keeps working.
+    server.stop();
+    let out = failed(&cp.apply(&deployment("shop", "api4", &signed.tag_ref), &[]));
+    assert!(out.contains("failed calling webhook \"validate.trustgate.dev\""), "{out}");
+    ok(&cp.apply(&deployment("kube-system", "still-works", &signed.tag_ref), &[]));
+
+    // helm upgrade keeps the certificates; the restarted server is trusted as before.
+    ok(&cp.helm(&["upgrade", RELEASE, chart, "-n", NS, "--reuse-values", "--set", "replicaCount=2"]));
+    assert_eq!(decode_secret_field(&cp, "ca.crt"), ca_before, "helm upgrade must keep the CA");
+    let mut server = Server::start(&cp, port, &tls, &registry.addr);
+    eventually("the restarted server answers", || {
+        cp.apply(&deployment("shop", "api", &signed.tag_ref), &[]).status.success()
+    });
+
+    // helm uninstall leaves no webhook behind to block the cluster.
+    server.stop();
+    ok(&cp.helm(&["uninstall", RELEASE, "-n", NS]));
+    let webhooks = ok(&cp.kubectl(&["get", "validatingwebhookconfigurations", "-o", "name"]));
+    assert!(!webhooks.contains(RELEASE), "{webhooks}");
+    ok(&cp.apply(&deployment("shop", "after-uninstall", &unsigned.tag_ref), &[]));
+}
