@@ -17,7 +17,7 @@ use trustgate::admission;
 use trustgate::cache::{CacheConfig, Caches};
 use trustgate::decision::Unmatched;
 use trustgate::engine::Engine;
-use trustgate::evidence::{cosign, Registry, RegistryError, SignatureLayer};
+use trustgate::evidence::{cosign, Credentials, Registry, RegistryError, SignatureLayer};
 use trustgate::images::{Digest, ImageRef};
 use trustgate::metrics::Metrics;
 use trustgate::policy::{parse_documents, Labels, PolicySet};
@@ -28,10 +28,15 @@ struct InMemory {
 
 #[async_trait]
 impl Registry for InMemory {
-    async fn resolve(&self, _: &ImageRef) -> Result<Digest, RegistryError> {
+    async fn resolve(&self, _: &ImageRef, _: &Credentials) -> Result<Digest, RegistryError> {
         Ok(Digest::of(b"bench"))
     }
-    async fn signatures(&self, _: &ImageRef, _: &Digest) -> Result<Vec<SignatureLayer>, RegistryError> {
+    async fn signatures(
+        &self,
+        _: &ImageRef,
+        _: &Digest,
+        _: &Credentials,
+    ) -> Result<Vec<SignatureLayer>, RegistryError> {
         Ok(vec![self.layer.clone()])
     }
 }
@@ -84,7 +89,7 @@ fn benches(c: &mut Criterion) {
     let (engine, body, layer, policies) = setup();
     let review = |engine: Arc<Engine>, body: Vec<u8>| async move {
         let deadline = tokio::time::Instant::now() + Duration::from_secs(9);
-        match admission::review(&engine, &body, deadline, labels).await {
+        match admission::review(&engine, &body, deadline, &admission::FileMode).await {
             admission::Answer::Review { body, decision } => {
                 assert_eq!(decision, "allowed");
                 body

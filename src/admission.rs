@@ -15,8 +15,9 @@ use tokio::time::Instant;
 
 use crate::decision::{capped, Decision};
 use crate::engine::Engine;
+use crate::evidence::Credentials;
 use crate::images::{self, ExtractError, WorkloadImage};
-use crate::policy::Labels;
+use crate::policy::{Labels, NAMESPACE_NAME_LABEL};
 
 /// The only AdmissionReview version trustgate speaks (the API server sends v1 when a webhook
 /// lists it first in `admissionReviewVersions`).
@@ -31,8 +32,31 @@ pub enum Answer {
     BadRequest(String),
 }
 
-/// Answers one AdmissionReview body before `deadline`. `labels` gives a namespace's labels.
-pub async fn review(engine: &Arc<Engine>, body: &[u8], deadline: Instant, labels: impl Fn(&str) -> Labels) -> Answer {
+/// What the webhook knows of the cluster: namespace labels and pull secrets.
+#[async_trait::async_trait]
+pub trait Context: Send + Sync {
+    /// The labels of a namespace, for `namespaceSelector`.
+    fn labels(&self, namespace: &str) -> Labels;
+    /// Registry credentials of a pod spec's pull secrets (and its service account's).
+    async fn pull_credentials(&self, namespace: &str, pod_spec: &Value) -> Credentials;
+}
+
+/// File mode: a namespace is known only by its name label; no pull secrets.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct FileMode;
+
+#[async_trait::async_trait]
+impl Context for FileMode {
+    fn labels(&self, namespace: &str) -> Labels {
+        Labels::from([(NAMESPACE_NAME_LABEL.to_owned(), namespace.to_owned())])
+    }
+    async fn pull_credentials(&self, _: &str, _: &Value) -> Credentials {
+        Credentials::default()
+    }
+}
+
+/// Answers one AdmissionReview body before `deadline`.
+pub async fn review(engine: &Arc<Engine>, body: &[u8], deadline: Instant, context: &dyn Context) -> Answer {
     let review: AdmissionReview<DynamicObject> = match serde_json::from_slice(body) {
         Ok(r) => r,
         Err(e) => {
@@ -55,7 +79,7 @@ pub async fn review(engine: &Arc<Engine>, body: &[u8], deadline: Instant, labels
     }
     let request: AdmissionRequest<DynamicObject> = review.try_into().expect("request presence checked above");
     let started = std::time::Instant::now();
-    let (response, decision) = evaluate(engine, &request, deadline, labels).await;
+    let (response, decision) = evaluate(engine, &request, deadline, context).await;
     let review = response.into_review();
     tracing::debug!(uid = %request.uid, elapsed_ms = started.elapsed().as_secs_f64() * 1e3, "answered");
     Answer::Review { body: serde_json::to_vec(&review).expect("an AdmissionReview always serialises"), decision }
@@ -94,7 +118,7 @@ async fn evaluate(
     engine: &Arc<Engine>,
     request: &AdmissionRequest<DynamicObject>,
     deadline: Instant,
-    labels: impl Fn(&str) -> Labels,
+    context: &dyn Context,
 ) -> (AdmissionResponse, &'static str) {
     let allow = AdmissionResponse::from(request);
     if matches!(request.operation, Operation::Delete | Operation::Connect) {
@@ -126,7 +150,11 @@ async fn evaluate(
         return (allow, "allowed");
     }
     let namespace = request.namespace.clone().unwrap_or_default();
-    let decision = engine.evaluate(&images, &labels(&namespace), deadline).await;
+    let pull = match images::pod_spec(kind, &object.data) {
+        Some(spec) => context.pull_credentials(&namespace, spec).await,
+        None => Credentials::default(),
+    };
+    let decision = engine.evaluate_with(&images, &context.labels(&namespace), Arc::new(pull), deadline).await;
     log_decision(request, &subject, &images, &decision);
     respond(allow, &subject, &decision)
 }

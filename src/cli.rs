@@ -357,7 +357,8 @@ pub async fn serve(args: ServeArgs) -> Result<(), CliError> {
             ));
             let mut state = AppState::new(engine.clone(), metrics, settings);
             state.ready.store(false, std::sync::atomic::Ordering::Release);
-            state.namespaces = Some(crate::policy::cluster::start(client, engine, state.ready.clone()));
+            state.namespaces = Some(crate::policy::cluster::start(client.clone(), engine, state.ready.clone()));
+            state.pull_secrets = Some(crate::evidence::pull_secrets::PullSecrets::new(client));
             tracing::info!("reading ClusterImagePolicies and Namespaces from the cluster");
             state
         }

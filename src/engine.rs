@@ -16,7 +16,7 @@ use crate::cache::{Caches, DecisionKey};
 use crate::decision::{
     decide, Decision, EvalError, Finding, ImageProblem, ImageResult, Outcome, PolicyResult, Unmatched,
 };
-use crate::evidence::{cosign, Registry, SignatureLayer};
+use crate::evidence::{cosign, Credentials, Registry, SignatureLayer};
 use crate::images::{Digest, ImageRef, WorkloadImage};
 use crate::metrics::Metrics;
 use crate::policy::{Labels, Policy, PolicySet};
@@ -68,6 +68,17 @@ impl Engine {
     /// Evaluates every image of a workload in a namespace with `labels`; images still being
     /// verified at `deadline` fail with [`EvalError::Deadline`].
     pub async fn evaluate(self: &Arc<Self>, images: &[WorkloadImage], labels: &Labels, deadline: Instant) -> Decision {
+        self.evaluate_with(images, labels, Arc::default(), deadline).await
+    }
+
+    /// [`Engine::evaluate`] with the credentials of the workload's pull secrets.
+    pub async fn evaluate_with(
+        self: &Arc<Self>,
+        images: &[WorkloadImage],
+        labels: &Labels,
+        pull: Arc<Credentials>,
+        deadline: Instant,
+    ) -> Decision {
         let policies = self.policies.load_full();
         // Whole milliseconds: the budget is for people to read.
         let budget = Duration::from_millis(
@@ -77,9 +88,9 @@ impl Engine {
         let mut distinct: HashMap<&str, Option<tokio::task::JoinHandle<ImageEval>>> = HashMap::new();
         for image in images {
             distinct.entry(image.image.as_str()).or_insert_with(|| {
-                let (engine, policies, labels, reference) =
-                    (self.clone(), policies.clone(), labels.clone(), image.image.clone());
-                Some(tokio::spawn(async move { engine.evaluate_image(&reference, &policies, &labels).await }))
+                let (engine, policies, labels, reference, pull) =
+                    (self.clone(), policies.clone(), labels.clone(), image.image.clone(), pull.clone());
+                Some(tokio::spawn(async move { engine.evaluate_image(&reference, &policies, &labels, &pull).await }))
             });
         }
         let mut evaluated: HashMap<&str, ImageEval> = HashMap::with_capacity(distinct.len());
@@ -130,7 +141,13 @@ impl Engine {
         ImageEval { repository, digest: parsed.and_then(|p| p.digest), problem: None, policies }
     }
 
-    async fn evaluate_image(&self, reference: &str, policies: &PolicySet, labels: &Labels) -> ImageEval {
+    async fn evaluate_image(
+        &self,
+        reference: &str,
+        policies: &PolicySet,
+        labels: &Labels,
+        pull: &Credentials,
+    ) -> ImageEval {
         let image = match ImageRef::parse(reference) {
             Ok(i) => i,
             Err(e) => {
@@ -156,7 +173,7 @@ impl Engine {
         }
         let needs_evidence = matching.iter().any(|p| p.signatures.is_some() && p.invalid.is_none());
         if eval.digest.is_none() && needs_evidence {
-            let resolved = self.caches.tag(image.to_string(), self.registry.resolve(&image)).await;
+            let resolved = self.caches.tag(image.to_string(), self.registry.resolve(&image, pull)).await;
             match resolved {
                 Ok(d) => eval.digest = Some(d),
                 Err(e) => {
@@ -187,7 +204,7 @@ impl Engine {
                 let verify = async {
                     let layers = fetched
                         .get_or_init(|| async {
-                            self.registry.signatures(&image, digest).await.map_err(EvalError::from)
+                            self.registry.signatures(&image, digest, pull).await.map_err(EvalError::from)
                         })
                         .await
                         .clone()?;
@@ -272,7 +289,7 @@ mod tests {
 
     #[async_trait]
     impl Registry for FakeRegistry {
-        async fn resolve(&self, image: &ImageRef) -> Result<Digest, RegistryError> {
+        async fn resolve(&self, image: &ImageRef, _: &Credentials) -> Result<Digest, RegistryError> {
             if let Some(e) = self.fail.lock().unwrap().clone() {
                 return Err(e);
             }
@@ -281,7 +298,12 @@ mod tests {
                 reference: format!("tag {}", image.tag.clone().unwrap_or_default()),
             })
         }
-        async fn signatures(&self, _: &ImageRef, digest: &Digest) -> Result<Vec<SignatureLayer>, RegistryError> {
+        async fn signatures(
+            &self,
+            _: &ImageRef,
+            digest: &Digest,
+            _: &Credentials,
+        ) -> Result<Vec<SignatureLayer>, RegistryError> {
             self.signature_calls.fetch_add(1, Ordering::SeqCst);
             if let Some(d) = self.delay {
                 tokio::time::sleep(d).await;

@@ -107,7 +107,7 @@ struct Server {
 }
 
 impl Server {
-    fn start(cp: &ControlPlane, port: u16, tls: &Path, registry: &str) -> Server {
+    fn start(cp: &ControlPlane, port: u16, tls: &Path, registries: &[&str]) -> Server {
         let probe = free_port();
         let log = std::fs::File::create(cp.dir.path().join(format!("trustgate-{port}.log"))).unwrap();
         let child = Command::new(env!("CARGO_BIN_EXE_trustgate"))
@@ -116,7 +116,7 @@ impl Server {
             .arg(tls.join("tls.crt"))
             .arg("--tls-key")
             .arg(tls.join("tls.key"))
-            .args(["--insecure-registry", registry, "--negative-cache-ttl", "1s"])
+            .args(["--insecure-registry", &registries.join(","), "--negative-cache-ttl", "1s"])
             .env("KUBECONFIG", &cp.env["KUBECONFIG"])
             .stdout(log.try_clone().unwrap())
             .stderr(log)
@@ -197,6 +197,7 @@ fn decode_secret_field(cp: &ControlPlane, field: &str) -> Vec<u8> {
 fn trustgate_on_a_real_api_server() {
     let cp = ControlPlane::start();
     let registry = Registry::start();
+    let private = Registry::start_with_htpasswd();
     let key = KeyPair::generate(KeyType::P256);
     let other = KeyPair::generate(KeyType::P256);
     let push_signed = |tag: &str, k: &KeyPair| -> PushedImage {
@@ -231,7 +232,7 @@ fn trustgate_on_a_real_api_server() {
         .output()
         .unwrap();
     ok(&cp.apply(&ok(&endpoint), &[]));
-    let mut server = Server::start(&cp, port, &tls, &registry.addr);
+    let mut server = Server::start(&cp, port, &tls, &[&registry.addr, &private.addr]);
 
     ok(&cp.kubectl(&["create", "namespace", "shop"]));
     ok(&cp.kubectl(&["-n", "shop", "create", "serviceaccount", "default"]));
@@ -306,6 +307,51 @@ fn trustgate_on_a_real_api_server() {
     let rejected = failed(&cp.apply(&two_of_one, &[]));
     assert!(rejected.contains("threshold cannot exceed the number of authorities"), "{rejected}");
 
+    // A private registry: the Pod's pull secret, or its service account's, lets trustgate read
+    // the signatures; without one the denial says the registry refused access.
+    let private_image = private.push_image("shop/private", "v1");
+    key.sign_on(&private, &private_image.digest_ref);
+    ok(&cp.apply(&policy("private", &private.addr, "enforce", &key), &[]));
+    ok(&cp.kubectl(&["wait", "--for=condition=Ready", "clusterimagepolicy/private", "--timeout=20s"]));
+    let (user, password) = private.credentials().unwrap();
+    ok(&cp.kubectl(&[
+        "-n",
+        "shop",
+        "create",
+        "secret",
+        "docker-registry",
+        "pull",
+        &format!("--docker-server={}", private.addr),
+        &format!("--docker-username={user}"),
+        &format!("--docker-password={password}"),
+    ]));
+    let pod = |name: &str, extra: &str| {
+        format!(
+            "apiVersion: v1\nkind: Pod\nmetadata:\n  name: {name}\n  namespace: shop\nspec:\n{extra}  containers:\n    - name: app\n      image: {}\n",
+            private_image.tag_ref
+        )
+    };
+    let denied = failed(&cp.apply(&pod("no-secret", ""), &[]));
+    assert!(
+        denied.contains(&format!("registry {} refused access to shop/private (HTTP 401)", private.addr)),
+        "{denied}"
+    );
+    assert!(!denied.contains("no signature"), "{denied}");
+    ok(&cp.apply(&pod("with-secret", "  imagePullSecrets: [{name: pull}]\n"), &[]));
+    ok(&cp.kubectl(&["-n", "shop", "create", "serviceaccount", "builder"]));
+    ok(&cp.kubectl(&[
+        "-n",
+        "shop",
+        "patch",
+        "serviceaccount",
+        "builder",
+        "-p",
+        r#"{"imagePullSecrets":[{"name":"pull"}]}"#,
+    ]));
+    eventually("the service account's pull secret is used", || {
+        cp.apply(&pod("via-account", "  serviceAccountName: builder\n"), &[]).status.success()
+    });
+
     // The server stopped: enforced namespaces fail closed, kube-system keeps working.
     server.stop();
     let out = failed(&cp.apply(&deployment("shop", "api4", &signed.tag_ref), &[]));
@@ -315,7 +361,7 @@ fn trustgate_on_a_real_api_server() {
     // helm upgrade keeps the certificates; the restarted server is trusted as before.
     ok(&cp.helm(&["upgrade", RELEASE, chart, "-n", NS, "--reuse-values", "--set", "replicaCount=2"]));
     assert_eq!(decode_secret_field(&cp, "ca.crt"), ca_before, "helm upgrade must keep the CA");
-    let mut server = Server::start(&cp, port, &tls, &registry.addr);
+    let mut server = Server::start(&cp, port, &tls, &[&registry.addr, &private.addr]);
     eventually("the restarted server answers", || {
         cp.apply(&deployment("shop", "api", &signed.tag_ref), &[]).status.success()
     });

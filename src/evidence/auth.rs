@@ -94,6 +94,35 @@ impl Credentials {
     pub fn for_host(&self, host: &str) -> Option<&(String, String)> {
         self.by_host.get(host)
     }
+
+    /// Reads a pull Secret's data: `.dockerconfigjson` (a docker config.json) or the legacy
+    /// `.dockercfg` (its `auths` map alone).
+    pub fn from_pull_secret(key: &str, bytes: &[u8]) -> Result<Self, String> {
+        let parsed = match key {
+            ".dockerconfigjson" => Self::from_docker_config_bytes(bytes),
+            ".dockercfg" => {
+                let auths: serde_json::Value = serde_json::from_slice(bytes).map_err(|e| e.to_string())?;
+                Self::from_docker_config_bytes(
+                    &serde_json::to_vec(&serde_json::json!({"auths": auths})).unwrap_or_default(),
+                )
+            }
+            other => return Err(format!("{other} is not a pull secret key")),
+        };
+        parsed.map_err(|e| match e {
+            ParseError::Json(e) => e.to_string(),
+            ParseError::Auth(host) => format!("auths[{host:?}].auth is not base64 of user:password"),
+        })
+    }
+
+    /// Adds `other`'s hosts; on a host both have, `other` wins.
+    pub fn extend(&mut self, other: Credentials) {
+        self.by_host.extend(other.by_host);
+    }
+
+    /// No host has credentials.
+    pub fn is_empty(&self) -> bool {
+        self.by_host.is_empty()
+    }
 }
 
 enum ParseError {
@@ -167,6 +196,19 @@ mod tests {
         assert_eq!(c.for_host("127.0.0.1:5000"), Some(&("ci".into(), "s3cret".into())));
         assert_eq!(c.for_host("empty.io"), None);
         assert!(!format!("{c:?}").contains("s3cret"));
+    }
+
+    #[test]
+    fn pull_secrets_in_both_formats() {
+        let json = br#"{"auths": {"r.io": {"username": "a", "password": "b"}}}"#;
+        let c = Credentials::from_pull_secret(".dockerconfigjson", json).unwrap();
+        assert_eq!(c.for_host("r.io"), Some(&("a".into(), "b".into())));
+        let legacy = br#"{"https://index.docker.io/v1/": {"auth": "dTpw"}}"#;
+        let mut c2 = Credentials::from_pull_secret(".dockercfg", legacy).unwrap();
+        assert_eq!(c2.for_host("docker.io"), Some(&("u".into(), "p".into())));
+        c2.extend(c);
+        assert!(c2.for_host("r.io").is_some() && c2.for_host("docker.io").is_some());
+        assert!(Credentials::from_pull_secret("token", b"{}").is_err());
     }
 
     #[test]

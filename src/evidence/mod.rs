@@ -7,6 +7,7 @@
 
 mod auth;
 pub mod cosign;
+pub mod pull_secrets;
 mod registry;
 
 use std::time::Duration;
@@ -31,14 +32,20 @@ pub struct SignatureLayer {
     pub signature: String,
 }
 
-/// Reads evidence from registries.
+/// Reads evidence from registries. `pull` holds the credentials of the workload's pull
+/// secrets; they win over the server's own (`--registry-config`) for the hosts they name.
 #[async_trait]
 pub trait Registry: Send + Sync {
     /// Resolves a tag to the digest the registry serves for it now.
-    async fn resolve(&self, image: &ImageRef) -> Result<Digest, RegistryError>;
+    async fn resolve(&self, image: &ImageRef, pull: &Credentials) -> Result<Digest, RegistryError>;
     /// The classic cosign signatures (`sha256-<hex>.sig`) of `digest` in `image`'s repository;
     /// empty when the image has none.
-    async fn signatures(&self, image: &ImageRef, digest: &Digest) -> Result<Vec<SignatureLayer>, RegistryError>;
+    async fn signatures(
+        &self,
+        image: &ImageRef,
+        digest: &Digest,
+        pull: &Credentials,
+    ) -> Result<Vec<SignatureLayer>, RegistryError>;
 }
 
 /// A registry could not give a trustworthy answer. Each variant has its own message, distinct

@@ -70,8 +70,9 @@ pub enum RegistryConfigError {
     Client(#[source] reqwest::Error),
 }
 
-/// Registry host and repository a pull token is good for.
-type TokenScope = (String, String);
+/// Registry host, repository, and which credentials the token was issued for (a digest of
+/// them, so a pull secret's token is never used for a workload without it).
+type TokenScope = (String, String, String);
 
 /// The pull token of one scope. Held across a token fetch, so concurrent requests of one
 /// repository wait for that fetch instead of each making their own.
@@ -175,9 +176,10 @@ impl RegistryClient {
         method: Method,
         path: &str,
         accept: Option<&str>,
+        pull: &Credentials,
     ) -> Result<reqwest::Response, RegistryError> {
         let start = Instant::now();
-        let result = self.call_inner(image, method, path, accept).await;
+        let result = self.call_inner(image, method, path, accept, pull).await;
         let outcome = match &result {
             Ok(r) if r.status().is_success() => "ok",
             Ok(r) if r.status() == StatusCode::NOT_FOUND => "not_found",
@@ -194,11 +196,16 @@ impl RegistryClient {
         method: Method,
         path: &str,
         accept: Option<&str>,
+        pull: &Credentials,
     ) -> Result<reqwest::Response, RegistryError> {
         let url = format!("{}/v2/{}/{}", self.base_url(&image.registry), image.repository, path);
+        // The workload's pull secret for this host, else the server's own credentials.
+        let creds = pull.for_host(&image.registry).or_else(|| self.credentials.for_host(&image.registry)).cloned();
+        let identity =
+            creds.as_ref().map_or_else(String::new, |(u, p)| Digest::of(format!("{u}:{p}").as_bytes()).to_string());
         let slot = {
             let mut tokens = self.tokens.lock().expect("token cache lock");
-            tokens.entry((image.registry.clone(), image.repository.clone())).or_default().clone()
+            tokens.entry((image.registry.clone(), image.repository.clone(), identity)).or_default().clone()
         };
         // A slot locked by a fetch under way counts as empty here; the 401 path waits for it.
         let cached = slot.try_lock().ok().and_then(|t| valid(&t)).map(Auth::Bearer);
@@ -208,7 +215,6 @@ impl RegistryClient {
         }
         let challenge =
             response.headers().get(WWW_AUTHENTICATE).and_then(|h| h.to_str().ok()).and_then(parse_challenge);
-        let creds = self.credentials.for_host(&image.registry).cloned();
         let auth = match (challenge, creds) {
             (Some(Challenge::Bearer { realm, service }), creds) => {
                 let mut held = slot.lock().await;
@@ -381,7 +387,12 @@ impl RegistryClient {
         }
     }
 
-    async fn blob(&self, image: &ImageRef, layer: &Descriptor) -> Result<SignatureLayer, RegistryError> {
+    async fn blob(
+        &self,
+        image: &ImageRef,
+        layer: &Descriptor,
+        pull: &Credentials,
+    ) -> Result<SignatureLayer, RegistryError> {
         let digest = Digest::parse(&layer.digest).map_err(|e| self.invalid(image, "signature layer digest", e))?;
         let limit = self.limits.payload_bytes;
         if layer.size > limit as u64 {
@@ -391,7 +402,7 @@ impl RegistryClient {
                 limit: format!("{limit} bytes"),
             });
         }
-        let response = self.call("blob", image, Method::GET, &format!("blobs/{digest}"), None).await?;
+        let response = self.call("blob", image, Method::GET, &format!("blobs/{digest}"), None, pull).await?;
         if !response.status().is_success() {
             return Err(Self::status_error(image, digest.as_str(), "a signature payload", response.status()));
         }
@@ -410,10 +421,10 @@ impl RegistryClient {
 
 #[async_trait]
 impl Registry for RegistryClient {
-    async fn resolve(&self, image: &ImageRef) -> Result<Digest, RegistryError> {
+    async fn resolve(&self, image: &ImageRef, pull: &Credentials) -> Result<Digest, RegistryError> {
         let tag = image.tag.as_deref().unwrap_or("latest");
         let path = format!("manifests/{tag}");
-        let response = self.call("resolve", image, Method::HEAD, &path, Some(MANIFEST_ACCEPT)).await?;
+        let response = self.call("resolve", image, Method::HEAD, &path, Some(MANIFEST_ACCEPT), pull).await?;
         if !response.status().is_success() {
             return Err(Self::status_error(image, &format!("tag {tag}"), "the image manifest", response.status()));
         }
@@ -426,7 +437,7 @@ impl Registry for RegistryClient {
             return Ok(d);
         }
         // No digest header: hash the manifest itself.
-        let response = self.call("resolve", image, Method::GET, &path, Some(MANIFEST_ACCEPT)).await?;
+        let response = self.call("resolve", image, Method::GET, &path, Some(MANIFEST_ACCEPT), pull).await?;
         if !response.status().is_success() {
             return Err(Self::status_error(image, &format!("tag {tag}"), "the image manifest", response.status()));
         }
@@ -434,9 +445,14 @@ impl Registry for RegistryClient {
         Ok(Digest::of(&body))
     }
 
-    async fn signatures(&self, image: &ImageRef, digest: &Digest) -> Result<Vec<SignatureLayer>, RegistryError> {
+    async fn signatures(
+        &self,
+        image: &ImageRef,
+        digest: &Digest,
+        pull: &Credentials,
+    ) -> Result<Vec<SignatureLayer>, RegistryError> {
         let path = format!("manifests/sha256-{}.sig", digest.hex());
-        let response = self.call("signatures", image, Method::GET, &path, Some(MANIFEST_ACCEPT)).await?;
+        let response = self.call("signatures", image, Method::GET, &path, Some(MANIFEST_ACCEPT), pull).await?;
         match response.status() {
             StatusCode::NOT_FOUND => return Ok(Vec::new()),
             s if s.is_success() => {}
@@ -455,6 +471,6 @@ impl Registry for RegistryClient {
                 limit: format!("{} signatures", self.limits.signatures),
             });
         }
-        try_join_all(layers.into_iter().map(|l| self.blob(image, l))).await
+        try_join_all(layers.into_iter().map(|l| self.blob(image, l, pull))).await
     }
 }

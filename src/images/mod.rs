@@ -47,6 +47,11 @@ pub fn pod_spec_path(kind: &str) -> Option<&'static [&'static str]> {
     })
 }
 
+/// The pod spec of a workload object, if it has one where its kind puts it.
+pub fn pod_spec<'a>(kind: &str, object: &'a Value) -> Option<&'a Value> {
+    pod_spec_path(kind)?.iter().try_fold(object, |v, key| v.get(key))
+}
+
 const CONTAINER_LISTS: [&str; 3] = ["initContainers", "containers", "ephemeralContainers"];
 
 /// Every image of `object` (of kind `kind`), in the order the object lists them.

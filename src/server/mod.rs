@@ -8,7 +8,6 @@
 
 pub mod tls;
 
-use std::collections::BTreeMap;
 use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -30,11 +29,13 @@ use tokio::time::Instant;
 use tower::limit::GlobalConcurrencyLimitLayer;
 use tower_http::trace::TraceLayer;
 
-use crate::admission::{self, parse_go_duration, Answer};
+use crate::admission::{self, parse_go_duration, Answer, Context, FileMode};
 use crate::engine::Engine;
+use crate::evidence::pull_secrets::PullSecrets;
+use crate::evidence::Credentials;
 use crate::metrics::Metrics;
 use crate::policy::cluster::Namespaces;
-use crate::policy::{Labels, NAMESPACE_NAME_LABEL};
+use crate::policy::Labels;
 
 /// Request-handling limits and timing.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -64,6 +65,8 @@ pub struct AppState {
     pub serving: Arc<AtomicBool>,
     /// Namespace labels from the cluster; `None` in file mode.
     pub namespaces: Option<Namespaces>,
+    /// Pull secrets from the cluster; `None` in file mode.
+    pub pull_secrets: Option<PullSecrets>,
     pub settings: Settings,
 }
 
@@ -76,16 +79,26 @@ impl AppState {
             ready: Arc::new(AtomicBool::new(true)),
             serving: Arc::new(AtomicBool::new(false)),
             namespaces: None,
+            pull_secrets: None,
             settings,
         }
     }
+}
 
-    /// The labels of a namespace: from the cluster, or in file mode its name label, the one
-    /// label every namespace carries.
-    pub fn namespace_labels(&self, namespace: &str) -> Labels {
+#[async_trait::async_trait]
+impl Context for AppState {
+    /// From the cluster, or in file mode the name label, the one label every namespace carries.
+    fn labels(&self, namespace: &str) -> Labels {
         match &self.namespaces {
             Some(n) => n.labels(namespace),
-            None => BTreeMap::from([(NAMESPACE_NAME_LABEL.to_owned(), namespace.to_owned())]),
+            None => FileMode.labels(namespace),
+        }
+    }
+
+    async fn pull_credentials(&self, namespace: &str, pod_spec: &serde_json::Value) -> Credentials {
+        match &self.pull_secrets {
+            Some(p) => p.credentials(namespace, pod_spec).await,
+            None => Credentials::default(),
         }
     }
 }
@@ -127,7 +140,7 @@ pub fn probe_router(state: AppState) -> Router {
 async fn validate(State(state): State<AppState>, Query(q): Query<ValidateQuery>, body: Bytes) -> Response {
     let started = Instant::now();
     let deadline = started + deadline_for(q.timeout.as_deref(), state.settings.default_timeout);
-    let answer = admission::review(&state.engine, &body, deadline, |ns| state.namespace_labels(ns)).await;
+    let answer = admission::review(&state.engine, &body, deadline, &state).await;
     match answer {
         Answer::Review { body, decision } => {
             state.metrics.admission(decision, started.elapsed());
