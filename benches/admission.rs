@@ -17,6 +17,7 @@ use trustgate::admission;
 use trustgate::cache::{CacheConfig, Caches};
 use trustgate::decision::Unmatched;
 use trustgate::engine::Engine;
+use trustgate::evidence::attest::AttestationLayer;
 use trustgate::evidence::{cosign, Credentials, Registry, RegistryError, SignatureLayer};
 use trustgate::images::{Digest, ImageRef};
 use trustgate::metrics::Metrics;
@@ -38,6 +39,14 @@ impl Registry for InMemory {
         _: &Credentials,
     ) -> Result<Vec<SignatureLayer>, RegistryError> {
         Ok(vec![self.layer.clone()])
+    }
+    async fn attestations(
+        &self,
+        _: &ImageRef,
+        _: &Digest,
+        _: &Credentials,
+    ) -> Result<Vec<AttestationLayer>, RegistryError> {
+        Ok(vec![])
     }
 }
 

@@ -269,6 +269,7 @@ struct ImageEval {
 mod tests {
     use super::*;
     use crate::cache::CacheConfig;
+    use crate::evidence::attest::AttestationLayer;
     use crate::evidence::cosign::tests::{payload, TestKey};
     use crate::evidence::RegistryError;
     use crate::policy::parse_documents;
@@ -282,6 +283,7 @@ mod tests {
     struct FakeRegistry {
         tags: Mutex<HashMap<String, Digest>>,
         signatures: Mutex<HashMap<Digest, Vec<SignatureLayer>>>,
+        attestations: Mutex<HashMap<Digest, Vec<AttestationLayer>>>,
         fail: Mutex<Option<RegistryError>>,
         delay: Option<Duration>,
         signature_calls: AtomicUsize,
@@ -312,6 +314,14 @@ mod tests {
                 return Err(e);
             }
             Ok(self.signatures.lock().unwrap().get(digest).cloned().unwrap_or_default())
+        }
+        async fn attestations(
+            &self,
+            _: &ImageRef,
+            digest: &Digest,
+            _: &Credentials,
+        ) -> Result<Vec<AttestationLayer>, RegistryError> {
+            Ok(self.attestations.lock().unwrap().get(digest).cloned().unwrap_or_default())
         }
     }
 

@@ -81,7 +81,7 @@ pub fn verify(keys: &[TrustedKey], digest: &Digest, layers: &[SignatureLayer]) -
 ///
 /// cosign signs with Ed25519 keys in the pre-hashed variant (Ed25519ph, RFC 8032 §5.1), which
 /// the sigstore crate does not verify; both variants are accepted for an Ed25519 key.
-fn signature_verifies(key: &CosignVerificationKey, signature_b64: &str, payload: &[u8]) -> bool {
+pub(crate) fn signature_verifies(key: &CosignVerificationKey, signature_b64: &str, payload: &[u8]) -> bool {
     if key.verify_signature(Signature::Base64Encoded(signature_b64.as_bytes()), payload).is_ok() {
         return true;
     }

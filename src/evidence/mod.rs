@@ -5,6 +5,7 @@
 //! their content digests. Nothing read from a signature payload is trusted before its
 //! signature verifies against a policy key.
 
+pub mod attest;
 mod auth;
 pub mod cosign;
 pub mod pull_secrets;
@@ -46,6 +47,14 @@ pub trait Registry: Send + Sync {
         digest: &Digest,
         pull: &Credentials,
     ) -> Result<Vec<SignatureLayer>, RegistryError>;
+    /// The classic cosign attestations (`sha256-<hex>.att`) of `digest`: DSSE envelopes, not
+    /// yet verified; empty when the image has none.
+    async fn attestations(
+        &self,
+        image: &ImageRef,
+        digest: &Digest,
+        pull: &Credentials,
+    ) -> Result<Vec<attest::AttestationLayer>, RegistryError>;
 }
 
 /// A registry could not give a trustworthy answer. Each variant has its own message, distinct

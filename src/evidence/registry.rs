@@ -12,6 +12,7 @@ use reqwest::header::{HeaderValue, ACCEPT, CONTENT_LENGTH, WWW_AUTHENTICATE};
 use reqwest::{Method, StatusCode};
 use serde::Deserialize;
 
+use super::attest::AttestationLayer;
 use super::auth::{parse_challenge, Challenge, Credentials};
 use super::{Registry, RegistryError, SignatureLayer};
 use crate::images::{Digest, ImageRef, DEFAULT_REGISTRY};
@@ -22,6 +23,8 @@ const MANIFEST_ACCEPT: &str = "application/vnd.oci.image.index.v1+json, applicat
      application/vnd.docker.distribution.manifest.list.v2+json, application/vnd.docker.distribution.manifest.v2+json";
 /// The layer media type of a classic cosign signature.
 const SIMPLE_SIGNING_MEDIA_TYPE: &str = "application/vnd.dev.cosign.simplesigning.v1+json";
+/// The layer media type of a classic cosign attestation.
+const DSSE_MEDIA_TYPE: &str = "application/vnd.dsse.envelope.v1+json";
 /// The annotation holding a classic cosign signature.
 const SIGNATURE_ANNOTATION: &str = "dev.cosignproject.cosign/signature";
 
@@ -32,13 +35,15 @@ pub struct Limits {
     pub manifest_bytes: usize,
     /// Largest signature payload read (bytes).
     pub payload_bytes: usize,
-    /// Most signatures examined per image.
+    /// Most signatures (and, separately, attestations) examined per image.
     pub signatures: usize,
+    /// Largest attestation (DSSE envelope) read (bytes); SBOMs are the large ones.
+    pub attestation_bytes: usize,
 }
 
 impl Default for Limits {
     fn default() -> Self {
-        Limits { manifest_bytes: 4 << 20, payload_bytes: 256 << 10, signatures: 64 }
+        Limits { manifest_bytes: 4 << 20, payload_bytes: 256 << 10, signatures: 64, attestation_bytes: 32 << 20 }
     }
 }
 
@@ -387,35 +392,67 @@ impl RegistryClient {
         }
     }
 
+    /// A blob named by `layer`, at most `limit` bytes, checked against its digest.
     async fn blob(
         &self,
         image: &ImageRef,
         layer: &Descriptor,
+        limit: usize,
+        what: &str,
         pull: &Credentials,
-    ) -> Result<SignatureLayer, RegistryError> {
-        let digest = Digest::parse(&layer.digest).map_err(|e| self.invalid(image, "signature layer digest", e))?;
-        let limit = self.limits.payload_bytes;
+    ) -> Result<(Digest, Vec<u8>), RegistryError> {
+        let digest = Digest::parse(&layer.digest).map_err(|e| self.invalid(image, &format!("{what} digest"), e))?;
+        let too_large = || RegistryError::TooLarge {
+            host: image.registry.clone(),
+            what: format!("a {what}"),
+            limit: format!("{limit} bytes"),
+        };
         if layer.size > limit as u64 {
-            return Err(RegistryError::TooLarge {
-                host: image.registry.clone(),
-                what: "a signature payload".into(),
-                limit: format!("{limit} bytes"),
-            });
+            return Err(too_large());
         }
         let response = self.call("blob", image, Method::GET, &format!("blobs/{digest}"), None, pull).await?;
         if !response.status().is_success() {
-            return Err(Self::status_error(image, digest.as_str(), "a signature payload", response.status()));
+            return Err(Self::status_error(image, digest.as_str(), &format!("a {what}"), response.status()));
         }
-        let payload = self.read_capped(&image.registry, response, limit, "a signature payload").await?;
-        if Digest::of(&payload) != digest {
-            return Err(self.invalid(
-                image,
-                "signature payload",
-                format!("its content does not match its digest {digest}"),
-            ));
+        let bytes = self.read_capped(&image.registry, response, limit, &format!("a {what}")).await?;
+        if Digest::of(&bytes) != digest {
+            return Err(self.invalid(image, what, format!("its content does not match its digest {digest}")));
         }
-        let signature = layer.annotations.get(SIGNATURE_ANNOTATION).cloned().unwrap_or_default();
-        Ok(SignatureLayer { digest, payload, signature })
+        Ok((digest, bytes))
+    }
+
+    /// The layers of `media_type` in the manifest tagged `tag`, at most `self.limits.signatures`
+    /// of them; empty when the tag does not exist.
+    async fn evidence_layers(
+        &self,
+        image: &ImageRef,
+        digest: &Digest,
+        tag: &str,
+        media_type: &str,
+        what: &'static str,
+        pull: &Credentials,
+    ) -> Result<Vec<Descriptor>, RegistryError> {
+        let path = format!("manifests/{tag}");
+        let response = self.call(what, image, Method::GET, &path, Some(MANIFEST_ACCEPT), pull).await?;
+        match response.status() {
+            StatusCode::NOT_FOUND => return Ok(Vec::new()),
+            s if s.is_success() => {}
+            s => return Err(Self::status_error(image, &path, &format!("the {what} manifest"), s)),
+        }
+        let body = self
+            .read_capped(&image.registry, response, self.limits.manifest_bytes, &format!("a {what} manifest"))
+            .await?;
+        let manifest: Manifest =
+            serde_json::from_slice(&body).map_err(|e| self.invalid(image, &format!("{what} manifest"), e))?;
+        let layers: Vec<Descriptor> = manifest.layers.into_iter().filter(|l| l.media_type == media_type).collect();
+        if layers.len() > self.limits.signatures {
+            return Err(RegistryError::TooLarge {
+                host: image.registry.clone(),
+                what: format!("{} {what}s for {digest}", layers.len()),
+                limit: format!("{} {what}s", self.limits.signatures),
+            });
+        }
+        Ok(layers)
     }
 }
 
@@ -451,26 +488,30 @@ impl Registry for RegistryClient {
         digest: &Digest,
         pull: &Credentials,
     ) -> Result<Vec<SignatureLayer>, RegistryError> {
-        let path = format!("manifests/sha256-{}.sig", digest.hex());
-        let response = self.call("signatures", image, Method::GET, &path, Some(MANIFEST_ACCEPT), pull).await?;
-        match response.status() {
-            StatusCode::NOT_FOUND => return Ok(Vec::new()),
-            s if s.is_success() => {}
-            s => return Err(Self::status_error(image, &path, "the signature manifest", s)),
-        }
-        let body =
-            self.read_capped(&image.registry, response, self.limits.manifest_bytes, "a signature manifest").await?;
-        let manifest: Manifest =
-            serde_json::from_slice(&body).map_err(|e| self.invalid(image, "signature manifest", e))?;
-        let layers: Vec<&Descriptor> =
-            manifest.layers.iter().filter(|l| l.media_type == SIMPLE_SIGNING_MEDIA_TYPE).collect();
-        if layers.len() > self.limits.signatures {
-            return Err(RegistryError::TooLarge {
-                host: image.registry.clone(),
-                what: format!("{} signatures for {digest}", layers.len()),
-                limit: format!("{} signatures", self.limits.signatures),
-            });
-        }
-        try_join_all(layers.into_iter().map(|l| self.blob(image, l, pull))).await
+        let tag = format!("sha256-{}.sig", digest.hex());
+        let layers = self.evidence_layers(image, digest, &tag, SIMPLE_SIGNING_MEDIA_TYPE, "signature", pull).await?;
+        let limit = self.limits.payload_bytes;
+        try_join_all(layers.iter().map(|l| async move {
+            let (digest, payload) = self.blob(image, l, limit, "signature payload", pull).await?;
+            let signature = l.annotations.get(SIGNATURE_ANNOTATION).cloned().unwrap_or_default();
+            Ok(SignatureLayer { digest, payload, signature })
+        }))
+        .await
+    }
+
+    async fn attestations(
+        &self,
+        image: &ImageRef,
+        digest: &Digest,
+        pull: &Credentials,
+    ) -> Result<Vec<AttestationLayer>, RegistryError> {
+        let tag = format!("sha256-{}.att", digest.hex());
+        let layers = self.evidence_layers(image, digest, &tag, DSSE_MEDIA_TYPE, "attestation", pull).await?;
+        let limit = self.limits.attestation_bytes;
+        try_join_all(layers.iter().map(|l| async move {
+            let (digest, envelope) = self.blob(image, l, limit, "attestation", pull).await?;
+            Ok(AttestationLayer { digest, envelope })
+        }))
+        .await
     }
 }

@@ -1,0 +1,191 @@
+//! Verification of cosign attestations: DSSE envelopes holding in-toto statements.
+//!
+//! Nothing inside an envelope is read before a signature over its pre-authentication encoding
+//! (PAE) verifies with a key the policy allows for that attestation; then the statement must
+//! name this image digest as its subject. Only then is the predicate handed to the SLSA or SBOM
+//! checks.
+
+use base64::Engine as _;
+use serde::Deserialize;
+use serde_json::Value;
+
+use super::cosign::signature_verifies;
+use crate::images::Digest;
+use crate::policy::TrustedKey;
+
+/// The DSSE payload type of an in-toto statement.
+pub const IN_TOTO_PAYLOAD_TYPE: &str = "application/vnd.in-toto+json";
+
+/// One attestation layer as the registry holds it: a DSSE envelope, its bytes bound to the
+/// layer digest by the client, not yet trusted.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AttestationLayer {
+    pub digest: Digest,
+    pub envelope: Vec<u8>,
+}
+
+#[derive(Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct Envelope {
+    payload_type: String,
+    payload: String,
+    #[serde(default)]
+    signatures: Vec<EnvelopeSignature>,
+}
+
+#[derive(Deserialize)]
+struct EnvelopeSignature {
+    sig: String,
+}
+
+#[derive(Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct Statement {
+    #[serde(default)]
+    subject: Vec<Subject>,
+    predicate_type: String,
+    #[serde(default)]
+    predicate: Value,
+}
+
+#[derive(Deserialize)]
+struct Subject {
+    #[serde(default)]
+    digest: std::collections::BTreeMap<String, String>,
+}
+
+/// A statement whose envelope verified with `signer` and whose subject is the image digest.
+#[derive(Debug, Clone, PartialEq)]
+pub struct VerifiedStatement {
+    /// The authority whose key verified the envelope.
+    pub signer: String,
+    pub predicate_type: String,
+    pub predicate: Value,
+}
+
+/// Why an envelope was not accepted (for the per-attestation report).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Rejected {
+    /// Not a DSSE envelope of an in-toto statement.
+    Malformed(String),
+    /// No signature verifies with any of the allowed keys.
+    UntrustedSigner,
+    /// Signed by an allowed key, but for another image.
+    OtherSubject { predicate_type: String },
+}
+
+impl std::fmt::Display for Rejected {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Rejected::Malformed(m) => write!(f, "not a DSSE in-toto attestation: {m}"),
+            Rejected::UntrustedSigner => f.write_str("signed by none of the allowed authorities (or altered)"),
+            Rejected::OtherSubject { predicate_type } => {
+                write!(f, "{predicate_type} attestation for another image digest (copied?)")
+            }
+        }
+    }
+}
+
+/// DSSE pre-authentication encoding: `DSSEv1 <len(type)> <type> <len(body)> <body>`.
+pub fn pae(payload_type: &str, payload: &[u8]) -> Vec<u8> {
+    let mut out = format!("DSSEv1 {} {payload_type} {} ", payload_type.len(), payload.len()).into_bytes();
+    out.extend_from_slice(payload);
+    out
+}
+
+/// Verifies one envelope against `keys` and binds it to `digest`.
+pub fn verify(keys: &[&TrustedKey], digest: &Digest, layer: &AttestationLayer) -> Result<VerifiedStatement, Rejected> {
+    let envelope: Envelope = serde_json::from_slice(&layer.envelope).map_err(|e| Rejected::Malformed(e.to_string()))?;
+    if envelope.payload_type != IN_TOTO_PAYLOAD_TYPE {
+        return Err(Rejected::Malformed(format!("payload type {:?}", envelope.payload_type)));
+    }
+    let payload = base64::engine::general_purpose::STANDARD
+        .decode(envelope.payload.trim())
+        .map_err(|e| Rejected::Malformed(format!("payload is not base64: {e}")))?;
+    let message = pae(&envelope.payload_type, &payload);
+    let signer = keys
+        .iter()
+        .find(|k| envelope.signatures.iter().any(|s| signature_verifies(&k.key, &s.sig, &message)))
+        .ok_or(Rejected::UntrustedSigner)?;
+    // Verified: from here on the statement is the signer's word.
+    let statement: Statement =
+        serde_json::from_slice(&payload).map_err(|e| Rejected::Malformed(format!("statement: {e}")))?;
+    let ours = statement.subject.iter().any(|s| s.digest.get("sha256").is_some_and(|h| h == digest.hex()));
+    if !ours {
+        return Err(Rejected::OtherSubject { predicate_type: statement.predicate_type });
+    }
+    Ok(VerifiedStatement {
+        signer: signer.name.clone(),
+        predicate_type: statement.predicate_type,
+        predicate: statement.predicate,
+    })
+}
+
+#[cfg(test)]
+pub(crate) mod tests {
+    use super::*;
+    use crate::evidence::cosign::tests::TestKey;
+    use serde_json::json;
+    use sigstore::crypto::SigningScheme;
+
+    /// A DSSE envelope over `statement`, signed by `key` as cosign does.
+    pub(crate) fn envelope(key: &TestKey, statement: &Value) -> AttestationLayer {
+        let payload = serde_json::to_vec(statement).unwrap();
+        let sig = key.sign(&pae(IN_TOTO_PAYLOAD_TYPE, &payload)).signature;
+        let b64 = base64::engine::general_purpose::STANDARD;
+        let envelope = serde_json::to_vec(&json!({
+            "payloadType": IN_TOTO_PAYLOAD_TYPE,
+            "payload": b64.encode(&payload),
+            "signatures": [{"keyid": "", "sig": sig}]
+        }))
+        .unwrap();
+        AttestationLayer { digest: Digest::of(&envelope), envelope }
+    }
+
+    pub(crate) fn statement(digest: &Digest, predicate_type: &str, predicate: Value) -> Value {
+        json!({
+            "_type": "https://in-toto.io/Statement/v0.1",
+            "subject": [{"name": "registry.acme.io/api", "digest": {"sha256": digest.hex()}}],
+            "predicateType": predicate_type,
+            "predicate": predicate
+        })
+    }
+
+    #[test]
+    fn pae_matches_the_dsse_spec_example() {
+        assert_eq!(
+            pae("http://example.com/HelloWorld", b"hello world"),
+            b"DSSEv1 29 http://example.com/HelloWorld 11 hello world"
+        );
+    }
+
+    #[test]
+    fn a_signed_statement_for_this_digest_verifies() {
+        let k = TestKey::new(SigningScheme::default());
+        let d = Digest::of(b"img");
+        let layer = envelope(&k, &statement(&d, "https://slsa.dev/provenance/v1", json!({"x": 1})));
+        let v = verify(&[&k.trusted("release")], &d, &layer).unwrap();
+        assert_eq!(v.signer, "release");
+        assert_eq!(v.predicate["x"], 1);
+    }
+
+    #[test]
+    fn other_keys_other_subjects_and_tampering_are_rejected() {
+        let (k, other) = (TestKey::new(SigningScheme::default()), TestKey::new(SigningScheme::default()));
+        let d = Digest::of(b"img");
+        let layer = envelope(&k, &statement(&d, "https://slsa.dev/provenance/v1", json!({})));
+        assert_eq!(verify(&[&other.trusted("o")], &d, &layer), Err(Rejected::UntrustedSigner));
+        let copied = envelope(&k, &statement(&Digest::of(b"other"), "https://slsa.dev/provenance/v1", json!({})));
+        assert!(matches!(verify(&[&k.trusted("k")], &d, &copied), Err(Rejected::OtherSubject { .. })));
+        // Re-encode the payload with a changed predicate, keep the signature.
+        let mut env: Value = serde_json::from_slice(&layer.envelope).unwrap();
+        let b64 = base64::engine::general_purpose::STANDARD;
+        let forged =
+            serde_json::to_vec(&statement(&d, "https://slsa.dev/provenance/v1", json!({"evil": true}))).unwrap();
+        env["payload"] = json!(b64.encode(forged));
+        let tampered = AttestationLayer { digest: Digest::of(b"t"), envelope: serde_json::to_vec(&env).unwrap() };
+        assert_eq!(verify(&[&k.trusted("k")], &d, &tampered), Err(Rejected::UntrustedSigner));
+        let garbage = AttestationLayer { digest: Digest::of(b"g"), envelope: b"<html>".to_vec() };
+        assert!(matches!(verify(&[&k.trusted("k")], &d, &garbage), Err(Rejected::Malformed(_))));
+    }
+}
