@@ -39,6 +39,32 @@ pub enum Finding {
     SignedForAnotherDigest { signed_for: Vec<String>, authorities: Vec<String> },
     /// Fewer distinct authorities verified than the threshold.
     ThresholdNotMet { verified: Vec<String>, threshold: usize, authorities: Vec<String> },
+    /// No verified attestation of the required type for this digest.
+    AttestationMissing { predicate_type: String, authorities: Vec<String>, rejected: Vec<String> },
+    /// A verified attestation of the required type failed its checks.
+    AttestationFailed { predicate_type: String, problems: Vec<String> },
+}
+
+/// How a developer names an attestation of this predicate type.
+pub fn attestation_label(predicate_type: &str) -> String {
+    use crate::policy::{CYCLONEDX, SLSA_V02, SLSA_V1, SPDX};
+    match predicate_type {
+        SLSA_V1 | SLSA_V02 => "SLSA provenance".into(),
+        t if crate::policy::predicate_type_matches(CYCLONEDX, t) => "SBOM (CycloneDX)".into(),
+        t if crate::policy::predicate_type_matches(SPDX, t) => "SBOM (SPDX)".into(),
+        other => other.into(),
+    }
+}
+
+fn cosign_type(predicate_type: &str) -> &'static str {
+    use crate::policy::{CYCLONEDX, SLSA_V02, SLSA_V1, SPDX};
+    match predicate_type {
+        SLSA_V1 => "slsaprovenance1",
+        SLSA_V02 => "slsaprovenance02",
+        CYCLONEDX => "cyclonedx",
+        SPDX => "spdxjson",
+        _ => "custom",
+    }
 }
 
 impl Finding {
@@ -50,6 +76,8 @@ impl Finding {
             Finding::UntrustedSignatures { .. } => "untrusted-signature",
             Finding::SignedForAnotherDigest { .. } => "digest-mismatch",
             Finding::ThresholdNotMet { .. } => "threshold-not-met",
+            Finding::AttestationMissing { .. } => "attestation-missing",
+            Finding::AttestationFailed { .. } => "attestation-failed",
         }
     }
 
@@ -75,6 +103,20 @@ impl Finding {
                 if verified.is_empty() { "none".into() } else { list(verified) },
                 list(authorities)
             ),
+            Finding::AttestationMissing { predicate_type, authorities, rejected } => {
+                let mut m =
+                    format!("no {} attestation signed by {}", attestation_label(predicate_type), list(authorities));
+                if !rejected.is_empty() {
+                    m.push_str(&format!(
+                        " ({} attestation{} examined and not accepted: {})",
+                        rejected.len(),
+                        if rejected.len() == 1 { "" } else { "s" },
+                        rejected.join("; ")
+                    ));
+                }
+                m
+            }
+            Finding::AttestationFailed { problems, .. } => problems.join("; "),
         }
     }
 
@@ -92,6 +134,14 @@ impl Finding {
             Finding::NotSigned { .. } | Finding::UntrustedSignatures { .. } => {
                 format!("sign with: cosign sign --key <key> {pinned}")
             }
+            Finding::AttestationMissing { predicate_type, .. } => format!(
+                "attest with: cosign attest --key <key> --type {} --predicate <file> {pinned}",
+                cosign_type(predicate_type)
+            ),
+            Finding::AttestationFailed { predicate_type, .. } => format!(
+                "fix the build or its inputs, then attest the new image: cosign attest --key <key> --type {} --predicate <file> <image>@<digest>",
+                cosign_type(predicate_type)
+            ),
         }
     }
 }

@@ -16,10 +16,11 @@ use crate::cache::{Caches, DecisionKey};
 use crate::decision::{
     decide, Decision, EvalError, Finding, ImageProblem, ImageResult, Outcome, PolicyResult, Unmatched,
 };
-use crate::evidence::{cosign, Credentials, Registry, SignatureLayer};
+use crate::evidence::attest::{self, AttestationLayer};
+use crate::evidence::{cosign, sbom, slsa, Credentials, Registry, SignatureLayer};
 use crate::images::{Digest, ImageRef, WorkloadImage};
 use crate::metrics::Metrics;
-use crate::policy::{Labels, Policy, PolicySet};
+use crate::policy::{predicate_type_matches, AttestationCheck, AttestationRule, Labels, Policy, PolicySet, TrustedKey};
 
 /// Evaluates images against the policies in force.
 pub struct Engine {
@@ -172,6 +173,9 @@ impl Engine {
             return eval;
         }
         let needs_evidence = matching.iter().any(|p| p.signatures.is_some() && p.invalid.is_none());
+        // Attestations too are fetched at most once per image, and only when a policy needs them.
+        let fetched_attestations: tokio::sync::OnceCell<Result<Vec<AttestationLayer>, EvalError>> =
+            tokio::sync::OnceCell::new();
         if eval.digest.is_none() && needs_evidence {
             let resolved = self.caches.tag(image.to_string(), self.registry.resolve(&image, pull)).await;
             match resolved {
@@ -202,13 +206,38 @@ impl Engine {
                     policy: policy.hash,
                 };
                 let verify = async {
-                    let layers = fetched
-                        .get_or_init(|| async {
-                            self.registry.signatures(&image, digest, pull).await.map_err(EvalError::from)
-                        })
-                        .await
-                        .clone()?;
-                    Ok(check_signatures(rule, digest, &layers))
+                    let mut outcome = Outcome::Passed { verified_by: Vec::new() };
+                    if rule.threshold > 0 {
+                        let layers = fetched
+                            .get_or_init(|| async {
+                                self.registry.signatures(&image, digest, pull).await.map_err(EvalError::from)
+                            })
+                            .await
+                            .clone()?;
+                        outcome = check_signatures(rule, digest, &layers);
+                    }
+                    if !policy.attestations.is_empty() {
+                        let layers = fetched_attestations
+                            .get_or_init(|| async {
+                                self.registry.attestations(&image, digest, pull).await.map_err(EvalError::from)
+                            })
+                            .await
+                            .clone()?;
+                        let failed: Vec<Finding> = policy
+                            .attestations
+                            .iter()
+                            .filter_map(|a| check_attestation(rule, a, digest, &layers, std::time::SystemTime::now()))
+                            .collect();
+                        outcome = match outcome {
+                            _ if failed.is_empty() => outcome,
+                            Outcome::Failed(mut f) => {
+                                f.extend(failed);
+                                Outcome::Failed(f)
+                            }
+                            _ => Outcome::Failed(failed),
+                        };
+                    }
+                    Ok(outcome)
                 };
                 let (outcome, hit) = self.caches.decision(key, verify).await;
                 self.metrics.cache(hit);
@@ -255,6 +284,59 @@ fn check_signatures(rule: &crate::policy::SignatureRule, digest: &Digest, layers
         Finding::UntrustedSignatures { found: report.examined, authorities }
     };
     Outcome::Failed(vec![finding])
+}
+
+/// Checks one required attestation against the image's attestation layers: `None` when a
+/// verified one of the right type, signed by an allowed authority, passes its checks.
+fn check_attestation(
+    signatures: &crate::policy::SignatureRule,
+    rule: &AttestationRule,
+    digest: &Digest,
+    layers: &[AttestationLayer],
+    now: std::time::SystemTime,
+) -> Option<Finding> {
+    let keys: Vec<&TrustedKey> = signatures.keys.iter().filter(|k| rule.authorities.contains(&k.name)).collect();
+    let mut rejected = Vec::new();
+    let mut problems: Option<Vec<String>> = None;
+    for layer in layers {
+        let statement = match attest::verify(&keys, digest, layer) {
+            Ok(s) if predicate_type_matches(&rule.predicate_type, &s.predicate_type) => s,
+            // Verified, but of another type: it answers another requirement.
+            Ok(_) => continue,
+            Err(e) => {
+                rejected.push(e.to_string());
+                continue;
+            }
+        };
+        let result: Result<(), Vec<String>> = match &rule.check {
+            AttestationCheck::Present => Ok(()),
+            AttestationCheck::Slsa(r) => slsa::evaluate(&statement.predicate_type, &statement.predicate, r)
+                .map(|_| ())
+                .map_err(|fs| fs.iter().map(ToString::to_string).collect()),
+            AttestationCheck::Sbom(r) => sbom::evaluate(&statement.predicate_type, &statement.predicate, r, now)
+                .map(|_| ())
+                .map_err(|fs| fs.iter().map(ToString::to_string).collect()),
+        };
+        match result {
+            Ok(()) => return None,
+            Err(p) => {
+                problems.get_or_insert(p);
+            }
+        }
+    }
+    Some(match problems {
+        Some(problems) => Finding::AttestationFailed { predicate_type: rule.predicate_type.clone(), problems },
+        None => {
+            // Envelopes by signers the policy does not allow are counted, not described one by one.
+            rejected.sort();
+            rejected.dedup();
+            Finding::AttestationMissing {
+                predicate_type: rule.predicate_type.clone(),
+                authorities: rule.authorities.clone(),
+                rejected,
+            }
+        }
+    })
 }
 
 /// What was found for one distinct image reference.
@@ -404,6 +486,76 @@ mod tests {
             d.denials[0]
         );
         assert!(d.images[1].allowed(Unmatched::Deny), "the other policy still works");
+    }
+
+    fn provenance_policy(key_pem: &str) -> PolicySet {
+        let key = key_pem.trim().replace('\n', "\n            ");
+        let yaml = format!(
+            "apiVersion: trustgate.dev/v1alpha1\nkind: ClusterImagePolicy\nmetadata: {{name: built}}\nspec:\n  images: [{{glob: \"registry.acme.io/**\"}}]\n  signatures:\n    threshold: 0\n    authorities:\n      - name: release\n        key:\n          publicKey: |\n            {key}\n  attestations:\n    - name: provenance\n      predicateType: slsaprovenance1\n      authorities: [release]\n      slsa:\n        builderIds: [\"https://github.com/actions/runner\"]\n"
+        );
+        let (ok, errs) = parse_documents(&yaml);
+        assert!(errs.is_empty(), "{errs:?}");
+        PolicySet::new(ok)
+    }
+
+    fn provenance(builder: &str) -> serde_json::Value {
+        serde_json::json!({
+            "buildDefinition": {
+                "buildType": "https://actions.github.io/buildtypes/workflow/v1",
+                "externalParameters": {"workflow": {"repository": "https://github.com/acme/app", "ref": "refs/heads/main", "path": ".github/workflows/release.yml"}},
+                "resolvedDependencies": []
+            },
+            "runDetails": {"builder": {"id": builder}, "metadata": {}}
+        })
+    }
+
+    #[tokio::test]
+    async fn attestations_are_verified_bound_to_the_digest_and_checked() {
+        use crate::evidence::attest::tests::{envelope, statement};
+        let (key, other) = (TestKey::new(SigningScheme::default()), TestKey::new(SigningScheme::default()));
+        let d = Digest::of(b"built");
+        let r = [format!("registry.acme.io/api@{d}")];
+        let refs: Vec<&str> = r.iter().map(String::as_str).collect();
+        let decide = |layers: Vec<AttestationLayer>| {
+            let reg = Arc::new(FakeRegistry::default());
+            reg.attestations.lock().unwrap().insert(d.clone(), layers);
+            let e = engine(reg, provenance_policy(&key.public_pem));
+            let refs = refs.clone();
+            async move { e.evaluate(&images(&refs), &Labels::new(), soon()).await }
+        };
+        let good =
+            envelope(&key, &statement(&d, crate::policy::SLSA_V1, provenance("https://github.com/actions/runner")));
+        let decision = decide(vec![good]).await;
+        assert!(decision.allowed, "{:?}", decision.denials);
+
+        let decision = decide(vec![]).await;
+        assert!(decision.denials[0].contains("no SLSA provenance attestation signed by [release]; attest with: cosign attest --key <key> --type slsaprovenance1"), "{}", decision.denials[0]);
+
+        let wrong = envelope(&key, &statement(&d, crate::policy::SLSA_V1, provenance("https://evil.example/builder")));
+        let decision = decide(vec![wrong]).await;
+        assert!(
+            decision.denials[0].contains(
+                "provenance builder https://evil.example/builder is not in [https://github.com/actions/runner]"
+            ),
+            "{}",
+            decision.denials[0]
+        );
+
+        let untrusted =
+            envelope(&other, &statement(&d, crate::policy::SLSA_V1, provenance("https://github.com/actions/runner")));
+        let copied = envelope(
+            &key,
+            &statement(&Digest::of(b"x"), crate::policy::SLSA_V1, provenance("https://github.com/actions/runner")),
+        );
+        let decision = decide(vec![untrusted, copied]).await;
+        assert!(!decision.allowed);
+        assert!(decision.denials[0].contains("2 attestations examined and not accepted"), "{}", decision.denials[0]);
+        assert!(
+            decision.denials[0].contains("attestation for another image digest (copied?)"),
+            "{}",
+            decision.denials[0]
+        );
+        assert!(decision.denials[0].contains("signed by none of the allowed authorities"), "{}", decision.denials[0]);
     }
 
     #[tokio::test]

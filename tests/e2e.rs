@@ -306,6 +306,16 @@ fn trustgate_on_a_real_api_server() {
         .replace("    authorities:", "    threshold: 2\n    authorities:");
     let rejected = failed(&cp.apply(&two_of_one, &[]));
     assert!(rejected.contains("threshold cannot exceed the number of authorities"), "{rejected}");
+    let zero = policy("bad", &registry.addr, "enforce", &key)
+        .replace("    authorities:", "    threshold: 0\n    authorities:");
+    let rejected = failed(&cp.apply(&zero, &[]));
+    assert!(rejected.contains("signatures.threshold 0 requires attestations"), "{rejected}");
+    let stranger = format!(
+        "{}  attestations:\n    - name: sbom\n      predicateType: cyclonedx\n      authorities: [stranger]\n",
+        policy("bad", &registry.addr, "enforce", &key)
+    );
+    let rejected = failed(&cp.apply(&stranger, &[]));
+    assert!(rejected.contains("attestation authorities must be names from signatures.authorities"), "{rejected}");
 
     // A private registry: the Pod's pull secret, or its service account's, lets trustgate read
     // the signatures; without one the denial says the registry refused access.

@@ -10,6 +10,7 @@ mod auth;
 pub mod cosign;
 pub mod pull_secrets;
 mod registry;
+pub mod sbom;
 pub mod slsa;
 
 use std::time::Duration;

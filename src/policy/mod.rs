@@ -19,9 +19,12 @@ use sigstore::crypto::CosignVerificationKey;
 pub use glob::{Glob, GlobError};
 pub use selector::{Labels, Selector, SelectorError};
 pub use types::{
-    Authority, ClusterImagePolicy, ClusterImagePolicySpec, ClusterImagePolicyStatus, ImageGlob, KeyAuthority, Mode,
-    SecretKeyRef, Signatures,
+    AttestationSpec, Authority, ClusterImagePolicy, ClusterImagePolicySpec, ClusterImagePolicyStatus, ImageGlob,
+    KeyAuthority, Mode, SbomSpec, SecretKeyRef, Signatures, SlsaSpec,
 };
+
+use crate::evidence::sbom::SbomRule;
+use crate::evidence::slsa::SlsaRule;
 
 /// The label every namespace carries with its own name (Kubernetes ≥ 1.21). In file mode it is
 /// the one label trustgate knows of a namespace, so selectors on it work there too.
@@ -36,8 +39,10 @@ pub struct Policy {
     pub require_digest: bool,
     globs: Vec<Glob>,
     selector: Selector,
-    /// Signature requirement, if any.
+    /// Signature requirement (threshold 0: keys that only vouch for attestations), if any.
     pub signatures: Option<SignatureRule>,
+    /// Attestations required, every one.
+    pub attestations: Vec<AttestationRule>,
     /// SHA-256 over the name, the canonical JSON of the spec and the resolved keys.
     pub hash: [u8; 32],
     /// Why the policy is invalid, if it is (cluster mode): the images it governs are denied
@@ -50,6 +55,60 @@ pub struct Policy {
 pub struct SignatureRule {
     pub threshold: usize,
     pub keys: Vec<TrustedKey>,
+}
+
+/// A required attestation, compiled.
+#[derive(Debug)]
+pub struct AttestationRule {
+    pub name: String,
+    /// The full predicate type URI.
+    pub predicate_type: String,
+    /// Names of the signature authorities whose keys may sign it.
+    pub authorities: Vec<String>,
+    pub check: AttestationCheck,
+}
+
+/// What is checked in a verified attestation's predicate.
+#[derive(Debug)]
+pub enum AttestationCheck {
+    /// Presence only.
+    Present,
+    Slsa(SlsaRule),
+    Sbom(SbomRule),
+}
+
+/// SLSA provenance predicate types.
+pub const SLSA_V1: &str = "https://slsa.dev/provenance/v1";
+pub const SLSA_V02: &str = "https://slsa.dev/provenance/v0.2";
+/// SBOM predicate types.
+pub const CYCLONEDX: &str = "https://cyclonedx.org/bom";
+pub const SPDX: &str = "https://spdx.dev/Document";
+
+/// cosign's short names for predicate types, or the URI itself.
+pub fn predicate_type_uri(name: &str) -> Result<String, String> {
+    Ok(match name {
+        "slsaprovenance1" => SLSA_V1.into(),
+        "slsaprovenance" | "slsaprovenance02" => SLSA_V02.into(),
+        "cyclonedx" => CYCLONEDX.into(),
+        "spdx" | "spdxjson" => SPDX.into(),
+        "custom" => "https://cosign.sigstore.dev/attestation/v1".into(),
+        "vuln" => "https://cosign.sigstore.dev/attestation/vuln/v1".into(),
+        "link" => "https://in-toto.io/Link/v1".into(),
+        uri if uri.contains("://") => uri.into(),
+        other => {
+            return Err(format!(
+                "{other:?} is neither a predicate type URI nor one of cosign's names \
+                 (slsaprovenance1, slsaprovenance02, slsaprovenance, cyclonedx, spdx, spdxjson, custom, vuln, link)"
+            ))
+        }
+    })
+}
+
+/// Does a statement's predicate type satisfy a required one (SBOM types may carry a version suffix)?
+pub fn predicate_type_matches(required: &str, actual: &str) -> bool {
+    actual == required
+        || ((required == CYCLONEDX || required == SPDX)
+            && actual.strip_prefix(required).is_some_and(|r| r.starts_with('/')))
 }
 
 /// A named public key from a policy.
@@ -171,8 +230,8 @@ impl Policy {
                 }
             }
             let threshold = sigs.threshold as usize;
-            if threshold == 0 {
-                err("spec.signatures.threshold".into(), "must be at least 1".into());
+            if threshold == 0 && spec.attestations.is_empty() {
+                err("spec.signatures.threshold".into(), "is 0, which requires attestations".into());
             } else if threshold > sigs.authorities.len() {
                 err(
                     "spec.signatures.threshold".into(),
@@ -180,6 +239,80 @@ impl Policy {
                 );
             }
             signatures = Some(SignatureRule { threshold, keys });
+        }
+        let mut attestations = Vec::new();
+        for (i, a) in spec.attestations.iter().enumerate() {
+            let field = format!("spec.attestations[{i}]");
+            if spec.attestations[..i].iter().any(|b| b.name == a.name) {
+                err(format!("{field}.name"), format!("{:?} is used by another attestation", a.name));
+            }
+            let predicate_type = match predicate_type_uri(&a.predicate_type) {
+                Ok(t) => t,
+                Err(m) => {
+                    err(format!("{field}.predicateType"), m);
+                    continue;
+                }
+            };
+            if a.authorities.is_empty() {
+                err(format!("{field}.authorities"), "must name at least one of signatures.authorities".into());
+            }
+            for (j, n) in a.authorities.iter().enumerate() {
+                let known = spec.signatures.as_ref().is_some_and(|s| s.authorities.iter().any(|x| &x.name == n));
+                if !known {
+                    err(format!("{field}.authorities[{j}]"), format!("{n:?} is not a name in signatures.authorities"));
+                }
+            }
+            let is_slsa = predicate_type == SLSA_V1 || predicate_type == SLSA_V02;
+            let is_sbom = predicate_type == CYCLONEDX || predicate_type == SPDX;
+            let check = match (&a.slsa, &a.sbom) {
+                (Some(_), Some(_)) => {
+                    err(field.clone(), "give slsa or sbom checks, not both".into());
+                    continue;
+                }
+                (Some(_), None) if !is_slsa => {
+                    err(
+                        format!("{field}.slsa"),
+                        format!("needs a SLSA provenance predicate type, not {predicate_type}"),
+                    );
+                    continue;
+                }
+                (None, Some(_)) if !is_sbom => {
+                    err(
+                        format!("{field}.sbom"),
+                        format!("needs a CycloneDX or SPDX predicate type, not {predicate_type}"),
+                    );
+                    continue;
+                }
+                (Some(slsa), None) => AttestationCheck::Slsa(SlsaRule {
+                    builder_ids: slsa.builder_ids.clone(),
+                    source_repositories: slsa.source_repositories.clone(),
+                    build_types: slsa.build_types.clone(),
+                    source_refs: slsa.source_refs.clone(),
+                }),
+                (None, Some(sbom)) => {
+                    let max_age = match sbom.max_age.as_deref().map(crate::admission::parse_go_duration) {
+                        None => None,
+                        Some(Some(d)) => Some(d),
+                        Some(None) => {
+                            err(format!("{field}.sbom.maxAge"), "is not a duration (e.g. 720h)".into());
+                            continue;
+                        }
+                    };
+                    AttestationCheck::Sbom(SbomRule {
+                        denied_licenses: sbom.denied_licenses.clone(),
+                        allowed_licenses: sbom.allowed_licenses.clone(),
+                        denied_packages: sbom.denied_packages.clone(),
+                        max_age,
+                    })
+                }
+                (None, None) => AttestationCheck::Present,
+            };
+            attestations.push(AttestationRule {
+                name: a.name.clone(),
+                predicate_type,
+                authorities: a.authorities.clone(),
+                check,
+            });
         }
         let invalid = (!errors.is_empty())
             .then(|| errors.iter().map(|e| format!("{}: {}", e.field, e.message)).collect::<Vec<_>>().join("; "));
@@ -191,6 +324,7 @@ impl Policy {
             globs,
             selector,
             signatures: if invalid.is_some() { None } else { signatures },
+            attestations: if invalid.is_some() { Vec::new() } else { attestations },
             invalid,
         };
         (policy, errors)
@@ -396,9 +530,9 @@ HmhSPuBlmiGFYe70BZlGiFJ+l5r29JGkFWtbsXeZuLV+KTPZ23Xb7a+gSg==
         assert_eq!(errs[0].field, "spec.signatures.threshold");
         assert_eq!(errs[0].message, "is 2, but only 1 authorities are listed");
 
-        let (_, errs) = parse_documents(&policy_yaml("bad", "  attestations: []\n"));
-        assert_eq!(errs[0].field, "spec.attestations");
-        assert!(errs[0].message.contains("unknown field `attestations`"), "{}", errs[0].message);
+        let (_, errs) = parse_documents(&policy_yaml("bad", "  provenance: []\n"));
+        assert_eq!(errs[0].field, "spec.provenance");
+        assert!(errs[0].message.contains("unknown field `provenance`"), "{}", errs[0].message);
 
         let bad_key = sigs(1).replace("MFkwEwYHKoZIzj0CAQYIKoZIzj0DAQcDQgAE", "AAAA");
         let (_, errs) = parse_documents(&policy_yaml("bad", &bad_key));

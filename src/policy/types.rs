@@ -25,6 +25,10 @@ use serde::{Deserialize, Serialize};
     printcolumn = r#"{"name":"Age","type":"date","jsonPath":".metadata.creationTimestamp"}"#
 )]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
+#[schemars(extend("x-kubernetes-validations" = [
+    {"rule": "!has(self.signatures) || self.signatures.threshold > 0 || (has(self.attestations) && size(self.attestations) > 0)", "message": "signatures.threshold 0 requires attestations"},
+    {"rule": "!has(self.attestations) || self.attestations.all(a, a.authorities.all(n, has(self.signatures) && self.signatures.authorities.exists(s, s.name == n)))", "message": "attestation authorities must be names from signatures.authorities"}
+]))]
 pub struct ClusterImagePolicySpec {
     /// Which images this policy governs, by glob over the normalised repository
     /// (`registry.acme.io/apps/**`): `*` stays inside one path segment, `**` crosses them.
@@ -39,9 +43,72 @@ pub struct ClusterImagePolicySpec {
     /// Deny images referenced by tag alone.
     #[serde(default)]
     pub require_digest: bool,
-    /// Signatures the image must carry; absent means no signature is required.
+    /// Signatures the image must carry, and the authorities attestations may be signed by;
+    /// absent means no signature is required.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub signatures: Option<Signatures>,
+    /// Attestations the image must carry: every one listed must be present, verified and pass.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    #[schemars(length(max = 16))]
+    pub attestations: Vec<AttestationSpec>,
+}
+
+/// A required attestation.
+#[derive(Deserialize, Serialize, Clone, Debug, PartialEq, JsonSchema)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct AttestationSpec {
+    /// Unique within the policy; used in messages.
+    #[schemars(length(min = 1, max = 63))]
+    pub name: String,
+    /// The in-toto predicate type, as a URI or cosign's short name (`slsaprovenance1`,
+    /// `slsaprovenance02`, `slsaprovenance`, `cyclonedx`, `spdx`, `spdxjson`, `custom`).
+    #[schemars(length(min = 1, max = 512))]
+    pub predicate_type: String,
+    /// Names from `signatures.authorities` whose keys may sign this attestation.
+    #[schemars(length(min = 1, max = 32))]
+    pub authorities: Vec<String>,
+    /// Checks on SLSA provenance (provenance predicate types only).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub slsa: Option<SlsaSpec>,
+    /// Checks on an SBOM (CycloneDX or SPDX predicate types only).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub sbom: Option<SbomSpec>,
+}
+
+/// What SLSA provenance must say. Empty lists allow anything.
+#[derive(Deserialize, Serialize, Clone, Debug, Default, PartialEq, JsonSchema)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct SlsaSpec {
+    /// Globs over `builder.id` ('*' matches any characters).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub builder_ids: Vec<String>,
+    /// Globs over the source repository URI (`https://github.com/acme/*`).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub source_repositories: Vec<String>,
+    /// Accepted `buildType` URIs (globs).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub build_types: Vec<String>,
+    /// Globs over the source ref (`refs/heads/main`, `refs/tags/v*`).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub source_refs: Vec<String>,
+}
+
+/// What an SBOM must (not) contain.
+#[derive(Deserialize, Serialize, Clone, Debug, Default, PartialEq, JsonSchema)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct SbomSpec {
+    /// SPDX license ids no component may require.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub denied_licenses: Vec<String>,
+    /// When not empty, every component's license must be one of these.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub allowed_licenses: Vec<String>,
+    /// Package URLs no component may be; `*` allowed in the version.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub denied_packages: Vec<String>,
+    /// Oldest acceptable SBOM, from its own creation time (a Go duration, e.g. `720h`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub max_age: Option<String>,
 }
 
 /// One glob over normalised image repositories.
@@ -85,9 +152,10 @@ impl Mode {
     {"rule": "self.authorities.all(a, self.authorities.exists_one(b, b.name == a.name))", "message": "authority names must be unique"}
 ]))]
 pub struct Signatures {
-    /// How many distinct authorities must verify (default 1).
+    /// How many distinct authorities must have signed the image (default 1); 0 when the
+    /// authorities only vouch for attestations.
     #[serde(default = "one")]
-    #[schemars(range(min = 1, max = 32), with = "i32")]
+    #[schemars(range(min = 0, max = 32), with = "i32")]
     pub threshold: u32,
     /// Who may sign.
     #[schemars(length(min = 1, max = 32))]
