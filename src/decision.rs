@@ -184,12 +184,42 @@ pub enum Outcome {
     Error(EvalError),
 }
 
+/// One attestation envelope examined for a required attestation, and what became of it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Examined {
+    /// The policy's name for the required attestation.
+    pub attestation: String,
+    /// The statement's predicate type, once its signature verified.
+    pub predicate_type: Option<String>,
+    /// The authority whose key verified it.
+    pub signer: Option<String>,
+    pub accepted: bool,
+    /// Why it was accepted or not.
+    pub reason: String,
+}
+
+/// The outcome of one policy's evidence checks, with the attestations examined: what the
+/// decision cache keeps.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Verdict {
+    pub outcome: Outcome,
+    pub examined: Vec<Examined>,
+}
+
+impl From<Outcome> for Verdict {
+    fn from(outcome: Outcome) -> Self {
+        Verdict { outcome, examined: Vec::new() }
+    }
+}
+
 /// One policy's verdict on one image.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct PolicyResult {
     pub policy: String,
     pub mode: Mode,
     pub outcome: Outcome,
+    /// Attestations examined (empty when the policy requires none).
+    pub examined: Vec<Examined>,
 }
 
 /// A problem with the image itself, before any policy.
@@ -352,11 +382,33 @@ fn image_json(i: &ImageResult, unmatched: Unmatched) -> Value {
                 Outcome::Failed(fs) => (
                     "fail",
                     vec![],
-                    fs.iter().map(|f| json!({"kind": f.kind(), "message": f.message(), "hint": f.hint(&i.pinned())})).collect(),
+                    fs.iter()
+                        .map(|f| json!({"kind": f.kind(), "message": f.message(), "hint": f.hint(&i.pinned())}))
+                        .collect(),
                 ),
                 Outcome::Error(e) => ("error", vec![], vec![json!({"kind": e.kind(), "message": e.to_string()})]),
             };
-            json!({"policy": p.policy, "mode": p.mode.as_str(), "result": result, "verifiedBy": verified, "findings": findings})
+            let attestations: Vec<Value> = p
+                .examined
+                .iter()
+                .map(|e| {
+                    json!({
+                        "attestation": e.attestation,
+                        "predicateType": e.predicate_type,
+                        "signer": e.signer,
+                        "accepted": e.accepted,
+                        "reason": e.reason,
+                    })
+                })
+                .collect();
+            json!({
+                "policy": p.policy,
+                "mode": p.mode.as_str(),
+                "result": result,
+                "verifiedBy": verified,
+                "findings": findings,
+                "attestations": attestations,
+            })
         })
         .collect();
     json!({
@@ -392,7 +444,7 @@ mod tests {
     }
 
     fn result(mode: Mode, outcome: Outcome) -> PolicyResult {
-        PolicyResult { policy: "acme-release".into(), mode, outcome }
+        PolicyResult { policy: "acme-release".into(), mode, outcome, examined: vec![] }
     }
 
     fn not_signed() -> Outcome {

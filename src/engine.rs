@@ -14,7 +14,8 @@ use tokio::time::Instant;
 
 use crate::cache::{Caches, DecisionKey};
 use crate::decision::{
-    decide, Decision, EvalError, Finding, ImageProblem, ImageResult, Outcome, PolicyResult, Unmatched,
+    decide, Decision, EvalError, Examined, Finding, ImageProblem, ImageResult, Outcome, PolicyResult, Unmatched,
+    Verdict,
 };
 use crate::evidence::attest::{self, AttestationLayer};
 use crate::evidence::{cosign, sbom, slsa, Credentials, Registry, SignatureLayer};
@@ -131,11 +132,7 @@ impl Engine {
             .map(|repo| {
                 policies
                     .matching(repo, labels)
-                    .map(|p| PolicyResult {
-                        policy: p.name.clone(),
-                        mode: p.mode,
-                        outcome: Outcome::Error(EvalError::Deadline(budget)),
-                    })
+                    .map(|p| result(p, Outcome::Error(EvalError::Deadline(budget))))
                     .collect()
             })
             .unwrap_or_default();
@@ -199,6 +196,7 @@ impl Engine {
                 findings.push(Finding::DigestRequired);
             }
             let mut verified_by = Vec::new();
+            let mut examined = Vec::new();
             if let (Some(rule), Some(digest)) = (&policy.signatures, &eval.digest) {
                 let key = DecisionKey {
                     repository: eval.repository.clone().unwrap_or_default(),
@@ -207,6 +205,7 @@ impl Engine {
                 };
                 let verify = async {
                     let mut outcome = Outcome::Passed { verified_by: Vec::new() };
+                    let mut examined = Vec::new();
                     if rule.threshold > 0 {
                         let layers = fetched
                             .get_or_init(|| async {
@@ -226,7 +225,9 @@ impl Engine {
                         let failed: Vec<Finding> = policy
                             .attestations
                             .iter()
-                            .filter_map(|a| check_attestation(rule, a, digest, &layers, std::time::SystemTime::now()))
+                            .filter_map(|a| {
+                                check_attestation(rule, a, digest, &layers, std::time::SystemTime::now(), &mut examined)
+                            })
                             .collect();
                         outcome = match outcome {
                             _ if failed.is_empty() => outcome,
@@ -237,14 +238,20 @@ impl Engine {
                             _ => Outcome::Failed(failed),
                         };
                     }
-                    Ok(outcome)
+                    Ok(Verdict { outcome, examined })
                 };
-                let (outcome, hit) = self.caches.decision(key, verify).await;
+                let (verdict, hit) = self.caches.decision(key, verify).await;
                 self.metrics.cache(hit);
-                match outcome {
-                    Ok(o) => match &*o {
-                        Outcome::Passed { verified_by: v } => verified_by = v.clone(),
-                        Outcome::Failed(f) => findings.extend(f.iter().cloned()),
+                match verdict {
+                    Ok(v) => match &v.outcome {
+                        Outcome::Passed { verified_by: by } => {
+                            verified_by = by.clone();
+                            examined = v.examined.clone();
+                        }
+                        Outcome::Failed(f) => {
+                            findings.extend(f.iter().cloned());
+                            examined = v.examined.clone();
+                        }
                         Outcome::Error(e) => {
                             eval.policies.push(result(policy, Outcome::Error(e.clone())));
                             continue;
@@ -257,14 +264,14 @@ impl Engine {
                 }
             }
             let outcome = if findings.is_empty() { Outcome::Passed { verified_by } } else { Outcome::Failed(findings) };
-            eval.policies.push(result(policy, outcome));
+            eval.policies.push(PolicyResult { examined, ..result(policy, outcome) });
         }
         eval
     }
 }
 
 fn result(policy: &Policy, outcome: Outcome) -> PolicyResult {
-    PolicyResult { policy: policy.name.clone(), mode: policy.mode, outcome }
+    PolicyResult { policy: policy.name.clone(), mode: policy.mode, outcome, examined: Vec::new() }
 }
 
 /// Verifies signatures against one policy's keys and threshold.
@@ -294,16 +301,29 @@ fn check_attestation(
     digest: &Digest,
     layers: &[AttestationLayer],
     now: std::time::SystemTime,
+    examined: &mut Vec<Examined>,
 ) -> Option<Finding> {
     let keys: Vec<&TrustedKey> = signatures.keys.iter().filter(|k| rule.authorities.contains(&k.name)).collect();
     let mut rejected = Vec::new();
     let mut problems: Option<Vec<String>> = None;
     for layer in layers {
+        let record = |predicate_type: Option<&str>, signer: Option<&str>, accepted: bool, reason: String| Examined {
+            attestation: rule.name.clone(),
+            predicate_type: predicate_type.map(str::to_owned),
+            signer: signer.map(str::to_owned),
+            accepted,
+            reason,
+        };
         let statement = match attest::verify(&keys, digest, layer) {
             Ok(s) if predicate_type_matches(&rule.predicate_type, &s.predicate_type) => s,
             // Verified, but of another type: it answers another requirement.
-            Ok(_) => continue,
+            Ok(s) => {
+                let why = format!("a {} attestation, not {}", s.predicate_type, rule.predicate_type);
+                examined.push(record(Some(&s.predicate_type), Some(&s.signer), false, why));
+                continue;
+            }
             Err(e) => {
+                examined.push(record(None, None, false, e.to_string()));
                 rejected.push(e.to_string());
                 continue;
             }
@@ -317,9 +337,14 @@ fn check_attestation(
                 .map(|_| ())
                 .map_err(|fs| fs.iter().map(ToString::to_string).collect()),
         };
+        let (type_, signer) = (Some(statement.predicate_type.as_str()), Some(statement.signer.as_str()));
         match result {
-            Ok(()) => return None,
+            Ok(()) => {
+                examined.push(record(type_, signer, true, "verified, bound to this digest, checks passed".into()));
+                return None;
+            }
             Err(p) => {
+                examined.push(record(type_, signer, false, p.join("; ")));
                 problems.get_or_insert(p);
             }
         }
@@ -527,6 +552,10 @@ mod tests {
             envelope(&key, &statement(&d, crate::policy::SLSA_V1, provenance("https://github.com/actions/runner")));
         let decision = decide(vec![good]).await;
         assert!(decision.allowed, "{:?}", decision.denials);
+        let report = &decision.to_json()["images"][0]["policies"][0]["attestations"][0];
+        assert_eq!(report["accepted"], true);
+        assert_eq!(report["signer"], "release");
+        assert_eq!(report["predicateType"], crate::policy::SLSA_V1);
 
         let decision = decide(vec![]).await;
         assert!(decision.denials[0].contains("no SLSA provenance attestation signed by [release]; attest with: cosign attest --key <key> --type slsaprovenance1"), "{}", decision.denials[0]);
@@ -556,6 +585,9 @@ mod tests {
             decision.denials[0]
         );
         assert!(decision.denials[0].contains("signed by none of the allowed authorities"), "{}", decision.denials[0]);
+        let reports = decision.to_json()["images"][0]["policies"][0]["attestations"].clone();
+        assert_eq!(reports.as_array().unwrap().len(), 2, "{reports}");
+        assert!(reports.as_array().unwrap().iter().all(|r| r["accepted"] == false));
     }
 
     #[tokio::test]
