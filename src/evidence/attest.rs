@@ -22,6 +22,8 @@ pub const IN_TOTO_PAYLOAD_TYPE: &str = "application/vnd.in-toto+json";
 pub struct AttestationLayer {
     pub digest: Digest,
     pub envelope: Vec<u8>,
+    /// Set, with the envelope left unread, when the layer is over trustgate's size cap.
+    pub too_large: Option<String>,
 }
 
 #[derive(Deserialize)]
@@ -72,6 +74,8 @@ pub enum Rejected {
     UntrustedSigner,
     /// Signed by an allowed key, but for another image.
     OtherSubject { predicate_type: String },
+    /// Not read: over the size cap.
+    TooLarge(String),
 }
 
 impl std::fmt::Display for Rejected {
@@ -82,6 +86,7 @@ impl std::fmt::Display for Rejected {
             Rejected::OtherSubject { predicate_type } => {
                 write!(f, "{predicate_type} attestation for another image digest (copied?)")
             }
+            Rejected::TooLarge(m) => write!(f, "not read: {m}"),
         }
     }
 }
@@ -95,6 +100,9 @@ pub fn pae(payload_type: &str, payload: &[u8]) -> Vec<u8> {
 
 /// Verifies one envelope against `keys` and binds it to `digest`.
 pub fn verify(keys: &[&TrustedKey], digest: &Digest, layer: &AttestationLayer) -> Result<VerifiedStatement, Rejected> {
+    if let Some(m) = &layer.too_large {
+        return Err(Rejected::TooLarge(m.clone()));
+    }
     let envelope: Envelope = serde_json::from_slice(&layer.envelope).map_err(|e| Rejected::Malformed(e.to_string()))?;
     if envelope.payload_type != IN_TOTO_PAYLOAD_TYPE {
         return Err(Rejected::Malformed(format!("payload type {:?}", envelope.payload_type)));
@@ -139,7 +147,7 @@ pub(crate) mod tests {
             "signatures": [{"keyid": "", "sig": sig}]
         }))
         .unwrap();
-        AttestationLayer { digest: Digest::of(&envelope), envelope }
+        AttestationLayer { digest: Digest::of(&envelope), envelope, too_large: None }
     }
 
     pub(crate) fn statement(digest: &Digest, predicate_type: &str, predicate: Value) -> Value {
@@ -183,9 +191,10 @@ pub(crate) mod tests {
         let forged =
             serde_json::to_vec(&statement(&d, "https://slsa.dev/provenance/v1", json!({"evil": true}))).unwrap();
         env["payload"] = json!(b64.encode(forged));
-        let tampered = AttestationLayer { digest: Digest::of(b"t"), envelope: serde_json::to_vec(&env).unwrap() };
+        let tampered =
+            AttestationLayer { digest: Digest::of(b"t"), envelope: serde_json::to_vec(&env).unwrap(), too_large: None };
         assert_eq!(verify(&[&k.trusted("k")], &d, &tampered), Err(Rejected::UntrustedSigner));
-        let garbage = AttestationLayer { digest: Digest::of(b"g"), envelope: b"<html>".to_vec() };
+        let garbage = AttestationLayer { digest: Digest::of(b"g"), envelope: b"<html>".to_vec(), too_large: None };
         assert!(matches!(verify(&[&k.trusted("k")], &d, &garbage), Err(Rejected::Malformed(_))));
     }
 }

@@ -87,6 +87,12 @@ fn valid(token: &Option<(Arc<str>, Instant)>) -> Option<Arc<str>> {
     token.as_ref().filter(|(_, expiry)| *expiry > Instant::now()).map(|(t, _)| t.clone())
 }
 
+/// "a signature payload", "an attestation".
+fn article(what: &str) -> String {
+    let an = what.starts_with(['a', 'e', 'i', 'o', 'u']);
+    format!("{} {what}", if an { "an" } else { "a" })
+}
+
 /// A [`Registry`] over HTTPS (or HTTP for `--insecure-registry` hosts).
 #[derive(Debug)]
 pub struct RegistryClient {
@@ -404,7 +410,7 @@ impl RegistryClient {
         let digest = Digest::parse(&layer.digest).map_err(|e| self.invalid(image, &format!("{what} digest"), e))?;
         let too_large = || RegistryError::TooLarge {
             host: image.registry.clone(),
-            what: format!("a {what}"),
+            what: article(what),
             limit: format!("{limit} bytes"),
         };
         if layer.size > limit as u64 {
@@ -412,9 +418,9 @@ impl RegistryClient {
         }
         let response = self.call("blob", image, Method::GET, &format!("blobs/{digest}"), None, pull).await?;
         if !response.status().is_success() {
-            return Err(Self::status_error(image, digest.as_str(), &format!("a {what}"), response.status()));
+            return Err(Self::status_error(image, digest.as_str(), &article(what), response.status()));
         }
-        let bytes = self.read_capped(&image.registry, response, limit, &format!("a {what}")).await?;
+        let bytes = self.read_capped(&image.registry, response, limit, &article(what)).await?;
         if Digest::of(&bytes) != digest {
             return Err(self.invalid(image, what, format!("its content does not match its digest {digest}")));
         }
@@ -509,8 +515,16 @@ impl Registry for RegistryClient {
         let layers = self.evidence_layers(image, digest, &tag, DSSE_MEDIA_TYPE, "attestation", pull).await?;
         let limit = self.limits.attestation_bytes;
         try_join_all(layers.iter().map(|l| async move {
-            let (digest, envelope) = self.blob(image, l, limit, "attestation", pull).await?;
-            Ok(AttestationLayer { digest, envelope })
+            match self.blob(image, l, limit, "attestation", pull).await {
+                Ok((digest, envelope)) => Ok(AttestationLayer { digest, envelope, too_large: None }),
+                // One oversized envelope is that envelope's problem, not the image's: it is
+                // reported as not accepted, and the others are still examined.
+                Err(e @ RegistryError::TooLarge { .. }) => {
+                    let digest = Digest::parse(&l.digest).unwrap_or_else(|_| Digest::of(l.digest.as_bytes()));
+                    Ok(AttestationLayer { digest, envelope: Vec::new(), too_large: Some(e.to_string()) })
+                }
+                Err(e) => Err(e),
+            }
         }))
         .await
     }

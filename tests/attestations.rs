@@ -1,0 +1,861 @@
+//! Provenance and SBOM attestations (issue 4): the real `trustgate` binary against a real
+//! registry, attestations made by the real cosign, SBOMs made by the real syft.
+//!
+//! Every test starts its own registry (see `tests/common`), pushes images with umoci + skopeo,
+//! attests them with `cosign attest --key … --type … --predicate …` in the classic offline
+//! format (a `sha256-<hex>.att` tag of DSSE envelopes), writes `ClusterImagePolicy` files with
+//! `spec.attestations`, and runs `trustgate verify IMAGE --output json` as a developer would in
+//! CI, asserting the exit code (0 admitted, 1 denied, 2 could not evaluate), the finding kind
+//! and the words of the message that tell the developer what is wrong.
+//!
+//! Provenance predicates are `tests/fixtures/slsa/*.json` (edited in the test where a case
+//! needs another source or ref). SBOMs are what syft writes for an image that carries the
+//! package metadata of `tests/fixtures/sbom-src` (npm `node_modules/*/package.json` with
+//! `left-pad` 1.3.0 MIT, `agpl-thing` 1.0.0 AGPL-3.0-only, `event-stream` 3.3.6 MIT, and a
+//! Python `requests` 2.31.0 `*.dist-info`) or of `tests/fixtures/sbom-src-clean` (no AGPL, no
+//! event-stream), scanned from the registry by digest.
+
+mod common;
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::time::{Duration, Instant, SystemTime};
+
+use common::{
+    copy_attestations, envelope_statement, rfc3339_utc, sbom_packages, syft_sbom, tamper_attestation, write_policy,
+    KeyPair, KeyType, PushedImage, Registry, SbomFormat, DSSE_ENVELOPE_MEDIA_TYPE, IN_TOTO_PAYLOAD_TYPE,
+    PREDICATE_TYPE_ANNOTATION,
+};
+use serde_json::{json, Value};
+use tempfile::TempDir;
+
+/// The binary under test.
+const TRUSTGATE: &str = env!("CARGO_BIN_EXE_trustgate");
+
+const ADMITTED: i32 = 0;
+const DENIED: i32 = 1;
+
+const SLSA_V1: &str = "https://slsa.dev/provenance/v1";
+const SLSA_V02: &str = "https://slsa.dev/provenance/v0.2";
+const CYCLONEDX: &str = "https://cyclonedx.org/bom";
+const SPDX: &str = "https://spdx.dev/Document";
+
+/// The builder, source repositories and ref the provenance rules allow (the fixtures match).
+const ALLOWED_BUILDER: &str = "https://github.com/actions/runner";
+const SLSA_RULE: &str = "      slsa:
+        builderIds: [\"https://github.com/actions/runner\"]
+        sourceRepositories: [\"https://github.com/acme/*\"]
+        sourceRefs: [\"refs/heads/main\"]
+";
+
+/// One run of the binary.
+struct Run {
+    command: String,
+    code: Option<i32>,
+    stdout: String,
+    stderr: String,
+    took: Duration,
+}
+
+impl Run {
+    /// Asserts the exit code, showing everything the binary said if it differs.
+    #[track_caller]
+    fn expect_exit(&self, code: i32) -> &Self {
+        assert_eq!(self.code, Some(code), "unexpected exit code of `{}`\n{self}", self.command);
+        self
+    }
+
+    /// Standard output parsed as JSON.
+    #[track_caller]
+    fn json(&self) -> Value {
+        serde_json::from_str(&self.stdout).unwrap_or_else(|e| panic!("stdout is not JSON ({e})\n{self}"))
+    }
+}
+
+impl std::fmt::Display for Run {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "--- exit: {:?}\n--- stdout:\n{}\n--- stderr:\n{}", self.code, self.stdout, self.stderr)
+    }
+}
+
+/// Runs `trustgate ARGS` with no `TRUSTGATE_*` variables from the test's environment.
+fn trustgate(args: &[&str]) -> Run {
+    let mut cmd = Command::new(TRUSTGATE);
+    cmd.args(args);
+    for (name, _) in std::env::vars_os() {
+        if name.to_string_lossy().starts_with("TRUSTGATE_") {
+            cmd.env_remove(name);
+        }
+    }
+    let started = Instant::now();
+    let out = cmd.output().unwrap_or_else(|e| panic!("cannot run {TRUSTGATE}: {e}"));
+    Run {
+        command: format!("trustgate {}", args.join(" ")),
+        code: out.status.code(),
+        stdout: String::from_utf8_lossy(&out.stdout).into_owned(),
+        stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
+        took: started.elapsed(),
+    }
+}
+
+/// `tests/fixtures/PATH`.
+fn fixture(path: &str) -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures").join(path)
+}
+
+/// A fixture parsed as JSON.
+fn fixture_json(path: &str) -> Value {
+    let p = fixture(path);
+    serde_json::from_str(&std::fs::read_to_string(&p).unwrap_or_else(|e| panic!("read {}: {e}", p.display())))
+        .unwrap_or_else(|e| panic!("{} is not JSON: {e}", p.display()))
+}
+
+/// A registry, a directory of policies for it, and a scratch directory for predicates.
+struct Setup {
+    registry: Registry,
+    dir: TempDir,
+}
+
+impl Setup {
+    fn new() -> Setup {
+        let registry = Registry::start();
+        let dir = tempfile::Builder::new().prefix("trustgate-attest-").tempdir().expect("temp dir");
+        std::fs::create_dir(dir.path().join("policies")).expect("policies dir");
+        Setup { registry, dir }
+    }
+
+    /// `127.0.0.1:PORT`.
+    fn addr(&self) -> &str {
+        &self.registry.addr
+    }
+
+    /// Writes (or replaces) the policy file `NAME.yaml`.
+    fn policy(&self, name: &str, yaml: &str) {
+        write_policy(&self.dir.path().join("policies"), name, yaml);
+    }
+
+    /// Writes a JSON predicate into the scratch directory; returns its path.
+    fn predicate(&self, name: &str, value: &Value) -> PathBuf {
+        let path = self.dir.path().join(name);
+        std::fs::write(&path, serde_json::to_vec_pretty(value).expect("serialize predicate")).expect("write predicate");
+        path
+    }
+
+    /// `trustgate verify IMAGE --policies DIR --insecure-registry ADDR --output json`.
+    fn verify(&self, image: &PushedImage) -> Run {
+        let policies = self.dir.path().join("policies").display().to_string();
+        let run = trustgate(&[
+            "verify",
+            &image.digest_ref,
+            "--policies",
+            &policies,
+            "--insecure-registry",
+            self.addr(),
+            "--output",
+            "json",
+        ]);
+        eprintln!("  verify {} -> {:?} in {:?}", image.tag, run.code, run.took);
+        run
+    }
+
+    /// Pushes an image carrying the package metadata of `tests/fixtures/TREE` at `/app`, and
+    /// has syft scan it from the registry by digest into `NAME.json` in the scratch directory.
+    fn image_with_sbom(&self, repo: &str, tag: &str, tree: &str, format: SbomFormat) -> (PushedImage, Value) {
+        let image = self.registry.push_image_with_tree(repo, tag, &fixture(tree), "/app");
+        let sbom = self.sbom_of(&image, format);
+        (image, sbom)
+    }
+
+    /// syft's SBOM of a pushed image, scanned from the registry by digest.
+    fn sbom_of(&self, image: &PushedImage, format: SbomFormat) -> Value {
+        let out = self.dir.path().join(format!("{}-{}.json", image.tag, format.syft_output()));
+        let started = Instant::now();
+        let sbom = syft_sbom(&format!("registry:{}", image.digest_ref), format, &out);
+        eprintln!("  syft {} {} in {:?}", image.tag, format.syft_output(), started.elapsed());
+        sbom
+    }
+}
+
+/// A `ClusterImagePolicy` for everything in the registry: `signatures` with `threshold` and one
+/// key authority per `(name, key)`, and `attestations` (YAML list items indented by four
+/// spaces, see [`rule`]).
+fn policy_yaml(
+    name: &str,
+    addr: &str,
+    threshold: usize,
+    authorities: &[(&str, &KeyPair)],
+    attestations: &str,
+) -> String {
+    let mut yaml = format!(
+        "apiVersion: trustgate.dev/v1alpha1\nkind: ClusterImagePolicy\nmetadata:\n  name: {name}\nspec:\n  images:\n    - glob: \"{addr}/**\"\n  signatures:\n    threshold: {threshold}\n    authorities:\n"
+    );
+    for (authority, key) in authorities {
+        yaml.push_str(&format!("      - name: {authority}\n        key:\n          publicKey: |\n"));
+        for line in key.public_key_pem.lines() {
+            yaml.push_str(&format!("            {line}\n"));
+        }
+    }
+    if !attestations.is_empty() {
+        yaml.push_str("  attestations:\n");
+        yaml.push_str(attestations);
+    }
+    yaml
+}
+
+/// One `spec.attestations` entry: `name`, `predicateType`, `authorities` and `checks` (YAML
+/// lines indented by six spaces, e.g. [`SLSA_RULE`]).
+fn rule(name: &str, predicate_type: &str, authorities: &[&str], checks: &str) -> String {
+    format!(
+        "    - name: {name}\n      predicateType: {predicate_type}\n      authorities: [{}]\n{checks}",
+        authorities.join(", ")
+    )
+}
+
+/// An `sbom:` check block with these lines (each `key: value`).
+fn sbom_rule(lines: &[&str]) -> String {
+    let mut yaml = "      sbom:\n".to_string();
+    for line in lines {
+        yaml.push_str(&format!("        {line}\n"));
+    }
+    yaml
+}
+
+/// The only image of a `verify` decision.
+fn only_image(decision: &Value) -> &Value {
+    let images = decision["images"].as_array().unwrap_or_else(|| panic!("no images: {decision:#}"));
+    assert_eq!(images.len(), 1, "{decision:#}");
+    &images[0]
+}
+
+/// The findings of the first policy of the only image.
+fn findings(decision: &Value) -> &Vec<Value> {
+    only_image(decision)["policies"][0]["findings"].as_array().unwrap_or_else(|| panic!("no findings: {decision:#}"))
+}
+
+/// The only finding of the first policy of the only image.
+#[track_caller]
+fn only_finding(decision: &Value) -> &Value {
+    let f = findings(decision);
+    assert_eq!(f.len(), 1, "{decision:#}");
+    &f[0]
+}
+
+/// The only denial line of a decision.
+#[track_caller]
+fn only_denial(decision: &Value) -> &str {
+    let denials = decision["denials"].as_array().unwrap_or_else(|| panic!("no denials: {decision:#}"));
+    assert_eq!(denials.len(), 1, "{decision:#}");
+    denials[0].as_str().expect("a denial is a string")
+}
+
+#[track_caller]
+fn assert_contains(text: &str, parts: &[&str]) {
+    for part in parts {
+        assert!(text.contains(part), "{part:?} missing from:\n{text}");
+    }
+}
+
+/// Asserts an admitted decision whose first policy passed.
+#[track_caller]
+fn assert_admitted(run: &Run) {
+    let d = run.expect_exit(ADMITTED).json();
+    assert_eq!(d["allowed"], true, "{d:#}");
+    assert!(d["denials"].as_array().is_some_and(Vec::is_empty), "{d:#}");
+    assert_eq!(only_image(&d)["policies"][0]["result"], "pass", "{d:#}");
+}
+
+/// Asserts a denial with one finding of `kind` whose message and denial line contain `parts`;
+/// returns the finding's message.
+#[track_caller]
+fn assert_denied(run: &Run, kind: &str, parts: &[&str]) -> String {
+    let d = run.expect_exit(DENIED).json();
+    assert_eq!(d["allowed"], false, "{d:#}");
+    assert_eq!(only_image(&d)["policies"][0]["result"], "fail", "{d:#}");
+    let f = only_finding(&d);
+    assert_eq!(f["kind"], kind, "{d:#}");
+    let message = f["message"].as_str().unwrap_or_else(|| panic!("no message: {d:#}"));
+    assert_contains(message, parts);
+    assert_contains(only_denial(&d), parts);
+    message.to_string()
+}
+
+/// Asserts that syft found each `(purl, license)` in `sbom`, so that the policy rules run on
+/// what syft really writes (a syft upgrade that stops reading a license shows up here, not as
+/// a puzzling admission).
+#[track_caller]
+fn assert_syft_found(sbom: &Value, expected: &[(&str, &str)]) {
+    let packages = sbom_packages(sbom);
+    for (purl, license) in expected {
+        let found = packages.iter().find(|(p, _)| p == purl);
+        let Some((_, licenses)) = found else { panic!("syft did not list {purl}: {packages:?}") };
+        assert!(licenses.iter().any(|l| l == license), "syft did not give {purl} the license {license}: {packages:?}");
+    }
+}
+
+/// Asserts that syft did not list `purl` in `sbom`.
+#[track_caller]
+fn assert_syft_lacks(sbom: &Value, purl: &str) {
+    let packages = sbom_packages(sbom);
+    assert!(packages.iter().all(|(p, _)| p != purl), "syft listed {purl}: {packages:?}");
+}
+
+/// The provenance v1 fixture with its source repository and/or ref replaced everywhere it
+/// appears (`externalParameters.workflow` and the git `resolvedDependencies` URI).
+fn provenance_v1_from(repository: &str, git_ref: &str) -> Value {
+    let mut p = fixture_json("slsa/provenance-v1.json");
+    let workflow = &mut p["buildDefinition"]["externalParameters"]["workflow"];
+    workflow["repository"] = repository.into();
+    workflow["ref"] = git_ref.into();
+    p["buildDefinition"]["resolvedDependencies"][0]["uri"] = format!("git+{repository}@{git_ref}").into();
+    p
+}
+
+/// The harness itself: `KeyPair::attest` makes cosign write a classic `.att` tag whose layers
+/// are DSSE envelopes around in-toto statements naming the image digest; a second attestation
+/// is appended as another layer.
+#[test]
+fn cosign_attest_writes_classic_dsse_attestations() {
+    let s = Setup::new();
+    let key = KeyPair::generate(KeyType::P256);
+    let image = s.registry.push_image("apps/api", "v1");
+    let started = Instant::now();
+    key.attest(&image.digest_ref, "slsaprovenance1", &fixture("slsa/provenance-v1.json"));
+    key.attest(&image.digest_ref, "slsaprovenance02", &fixture("slsa/provenance-v0.2.json"));
+    eprintln!("two cosign attest runs: {:?}", started.elapsed());
+
+    assert!(s.registry.tags(&image.repo).contains(&image.att_tag()), "{:?}", s.registry.tags(&image.repo));
+    let manifest = s.registry.attestation_manifest(&image).expect("attestation manifest");
+    let layers = manifest["layers"].as_array().expect("layers");
+    assert_eq!(layers.len(), 2, "{manifest:#}");
+    for (layer, predicate_type) in layers.iter().zip([SLSA_V1, SLSA_V02]) {
+        assert_eq!(layer["mediaType"], DSSE_ENVELOPE_MEDIA_TYPE, "{manifest:#}");
+        assert_eq!(layer["annotations"][PREDICATE_TYPE_ANNOTATION], predicate_type, "{manifest:#}");
+    }
+    let envelopes = s.registry.attestation_envelopes(&image);
+    for (envelope, predicate_type) in envelopes.iter().zip([SLSA_V1, SLSA_V02]) {
+        assert_eq!(envelope["payloadType"], IN_TOTO_PAYLOAD_TYPE);
+        assert_eq!(envelope["signatures"].as_array().map(Vec::len), Some(1), "{envelope:#}");
+        let statement = envelope_statement(envelope);
+        assert_eq!(statement["predicateType"], predicate_type);
+        assert_eq!(statement["subject"][0]["digest"]["sha256"], image.digest.trim_start_matches("sha256:"));
+    }
+    assert_eq!(
+        s.registry.attestation_statements(&image)[0]["predicate"]["runDetails"]["builder"]["id"],
+        ALLOWED_BUILDER
+    );
+}
+
+/// SLSA provenance v1 from the allowed builder, repository and ref is admitted with
+/// `signatures.threshold: 0` (the authority only vouches for the attestation); without it the
+/// same policy denies, naming what is missing and how to attest.
+#[test]
+fn provenance_v1_from_the_allowed_builder_repo_and_ref_is_admitted() {
+    let s = Setup::new();
+    let key = KeyPair::generate(KeyType::P256);
+    let rules = rule("provenance", "slsaprovenance1", &["release-key"], SLSA_RULE);
+    s.policy("release", &policy_yaml("release", s.addr(), 0, &[("release-key", &key)], &rules));
+    let image = s.registry.push_image("apps/api", "v1");
+
+    let message = assert_denied(
+        &s.verify(&image),
+        "attestation-missing",
+        &["no SLSA provenance attestation signed by [release-key]"],
+    );
+    assert!(!message.contains("examined"), "nothing was examined: {message}");
+
+    key.attest(&image.digest_ref, "slsaprovenance1", &fixture("slsa/provenance-v1.json"));
+    let run = s.verify(&image);
+    assert_admitted(&run);
+    // `verify --output json` lists the attestation examined, and why it was accepted.
+    let d = run.json();
+    let examined = &only_image(&d)["policies"][0]["attestations"];
+    assert_eq!(examined.as_array().map(Vec::len), Some(1), "{d:#}");
+    assert_eq!(examined[0]["attestation"], "provenance", "{d:#}");
+    assert_eq!(examined[0]["predicateType"], SLSA_V1, "{d:#}");
+    assert_eq!(examined[0]["signer"], "release-key", "{d:#}");
+    assert_eq!(examined[0]["accepted"], true, "{d:#}");
+}
+
+/// SLSA provenance v0.2 (`invocation.configSource`, `materials`) is read too.
+#[test]
+fn provenance_v0_2_from_the_allowed_builder_repo_and_ref_is_admitted() {
+    let s = Setup::new();
+    let key = KeyPair::generate(KeyType::P256);
+    let rules = rule("provenance", "slsaprovenance02", &["release-key"], SLSA_RULE);
+    s.policy("release", &policy_yaml("release", s.addr(), 0, &[("release-key", &key)], &rules));
+    let image = s.registry.push_image("apps/api", "v1");
+    key.attest(&image.digest_ref, "slsaprovenance02", &fixture("slsa/provenance-v0.2.json"));
+    assert_admitted(&s.verify(&image));
+
+    // A v1 attestation does not stand in for the v0.2 the policy asks for.
+    let other = s.registry.push_image("apps/api", "v2");
+    key.attest(&other.digest_ref, "slsaprovenance1", &fixture("slsa/provenance-v1.json"));
+    assert_denied(
+        &s.verify(&other),
+        "attestation-missing",
+        &["no SLSA provenance attestation signed by [release-key]"],
+    );
+}
+
+/// Provenance from a builder the policy does not list is `attestation-failed`, naming the
+/// builder and the allowed ones.
+#[test]
+fn provenance_from_the_wrong_builder_is_denied() {
+    let s = Setup::new();
+    let key = KeyPair::generate(KeyType::P256);
+    let rules = rule("provenance", "slsaprovenance1", &["release-key"], SLSA_RULE);
+    s.policy("release", &policy_yaml("release", s.addr(), 0, &[("release-key", &key)], &rules));
+    let image = s.registry.push_image("apps/api", "v1");
+    key.attest(&image.digest_ref, "slsaprovenance1", &fixture("slsa/provenance-v1-wrong-builder.json"));
+
+    assert_denied(
+        &s.verify(&image),
+        "attestation-failed",
+        &["provenance builder https://evil.example/builder is not in", ALLOWED_BUILDER],
+    );
+}
+
+/// Provenance built from a repository outside `sourceRepositories` is denied, naming it.
+#[test]
+fn provenance_from_the_wrong_repository_is_denied() {
+    let s = Setup::new();
+    let key = KeyPair::generate(KeyType::P256);
+    let rules = rule("provenance", "slsaprovenance1", &["release-key"], SLSA_RULE);
+    s.policy("release", &policy_yaml("release", s.addr(), 0, &[("release-key", &key)], &rules));
+    let image = s.registry.push_image("apps/api", "v1");
+    let predicate =
+        s.predicate("evil-repo.json", &provenance_v1_from("https://github.com/evil/app", "refs/heads/main"));
+    key.attest(&image.digest_ref, "slsaprovenance1", &predicate);
+
+    assert_denied(
+        &s.verify(&image),
+        "attestation-failed",
+        &["provenance source", "github.com/evil/app", "is not in", "https://github.com/acme/*"],
+    );
+}
+
+/// Provenance built from a branch outside `sourceRefs` is denied, naming the ref.
+#[test]
+fn provenance_from_the_wrong_ref_is_denied() {
+    let s = Setup::new();
+    let key = KeyPair::generate(KeyType::P256);
+    let rules = rule("provenance", "slsaprovenance1", &["release-key"], SLSA_RULE);
+    s.policy("release", &policy_yaml("release", s.addr(), 0, &[("release-key", &key)], &rules));
+    let image = s.registry.push_image("apps/api", "v1");
+    let predicate =
+        s.predicate("feature-ref.json", &provenance_v1_from("https://github.com/acme/app", "refs/heads/feature"));
+    key.attest(&image.digest_ref, "slsaprovenance1", &predicate);
+
+    assert_denied(
+        &s.verify(&image),
+        "attestation-failed",
+        &["provenance source ref refs/heads/feature is not in", "refs/heads/main"],
+    );
+}
+
+/// Valid provenance signed by a key the policy does not trust is ignored: the attestation is
+/// missing, and the message says one was examined and why it was not accepted.
+#[test]
+fn provenance_signed_by_an_untrusted_key_is_missing() {
+    let s = Setup::new();
+    let (key, other) = (KeyPair::generate(KeyType::P256), KeyPair::generate(KeyType::P256));
+    let rules = rule("provenance", "slsaprovenance1", &["release-key"], SLSA_RULE);
+    s.policy("release", &policy_yaml("release", s.addr(), 0, &[("release-key", &key)], &rules));
+    let image = s.registry.push_image("apps/api", "v1");
+    other.attest(&image.digest_ref, "slsaprovenance1", &fixture("slsa/provenance-v1.json"));
+
+    assert_denied(
+        &s.verify(&image),
+        "attestation-missing",
+        &[
+            "no SLSA provenance attestation signed by [release-key]",
+            "1 attestation examined and not accepted",
+            "signed by none of the allowed authorities",
+        ],
+    );
+    let d = s.verify(&image).json();
+    let examined = &only_image(&d)["policies"][0]["attestations"];
+    assert_eq!(examined.as_array().map(Vec::len), Some(1), "{d:#}");
+    assert_eq!(examined[0]["accepted"], false, "{d:#}");
+    assert_eq!(examined[0]["signer"], Value::Null, "{d:#}");
+    assert_contains(examined[0]["reason"].as_str().unwrap_or_default(), &["signed by none of the allowed authorities"]);
+}
+
+/// A genuine attestation copied from another image (its `.att` tag) names the other digest:
+/// missing, "for another image digest".
+#[test]
+fn provenance_copied_from_another_image_is_missing() {
+    let s = Setup::new();
+    let key = KeyPair::generate(KeyType::P256);
+    let rules = rule("provenance", "slsaprovenance1", &["release-key"], SLSA_RULE);
+    s.policy("release", &policy_yaml("release", s.addr(), 0, &[("release-key", &key)], &rules));
+    let attested = s.registry.push_image("apps/api", "v1");
+    key.attest(&attested.digest_ref, "slsaprovenance1", &fixture("slsa/provenance-v1.json"));
+    let victim = s.registry.push_image("apps/api", "v2");
+    copy_attestations(&s.registry, &attested, &victim);
+    assert_eq!(
+        s.registry.attestation_statements(&victim)[0]["subject"][0]["digest"]["sha256"],
+        attested.digest.trim_start_matches("sha256:"),
+        "the copy names the original digest"
+    );
+
+    assert_denied(
+        &s.verify(&victim),
+        "attestation-missing",
+        &["no SLSA provenance attestation signed by [release-key]", "attestation for another image digest (copied?)"],
+    );
+    // The image it was copied from is still admitted.
+    assert_admitted(&s.verify(&attested));
+}
+
+/// An envelope whose payload was altered after signing (here: the wrong builder rewritten to
+/// the allowed one, signature kept) is not accepted: the attestation is missing.
+#[test]
+fn tampered_provenance_envelope_is_missing() {
+    let s = Setup::new();
+    let key = KeyPair::generate(KeyType::P256);
+    let rules = rule("provenance", "slsaprovenance1", &["release-key"], SLSA_RULE);
+    s.policy("release", &policy_yaml("release", s.addr(), 0, &[("release-key", &key)], &rules));
+    let image = s.registry.push_image("apps/api", "v1");
+    key.attest(&image.digest_ref, "slsaprovenance1", &fixture("slsa/provenance-v1-wrong-builder.json"));
+    assert_denied(&s.verify(&image), "attestation-failed", &["provenance builder https://evil.example/builder"]);
+
+    let tampered = tamper_attestation(&s.registry, &image, 0, |statement| {
+        statement["predicate"]["runDetails"]["builder"]["id"] = ALLOWED_BUILDER.into();
+    });
+    assert_eq!(tampered["subject"][0]["digest"]["sha256"], image.digest.trim_start_matches("sha256:"));
+
+    let message = assert_denied(
+        &s.verify(&image),
+        "attestation-missing",
+        &["no SLSA provenance attestation signed by [release-key]", "1 attestation examined and not accepted"],
+    );
+    assert!(message.contains("altered"), "the message should say the envelope may be altered: {message}");
+    assert!(!message.contains("evil.example"), "nothing is read from an unverified envelope: {message}");
+}
+
+/// syft's CycloneDX SBOM of the fixture image lists `agpl-thing` under AGPL-3.0-only: a policy
+/// denying that license denies, naming license and package.
+#[test]
+fn cyclonedx_sbom_with_a_denied_license_is_denied() {
+    let s = Setup::new();
+    let key = KeyPair::generate(KeyType::P256);
+    let checks = sbom_rule(&["deniedLicenses: [AGPL-3.0-only]"]);
+    let rules = rule("sbom", "cyclonedx", &["release-key"], &checks);
+    s.policy("release", &policy_yaml("release", s.addr(), 0, &[("release-key", &key)], &rules));
+    let (image, sbom) = s.image_with_sbom("apps/web", "v1", "sbom-src", SbomFormat::CycloneDx);
+    assert_syft_found(
+        &sbom,
+        &[
+            ("pkg:npm/agpl-thing@1.0.0", "AGPL-3.0-only"),
+            ("pkg:npm/left-pad@1.3.0", "MIT"),
+            ("pkg:npm/event-stream@3.3.6", "MIT"),
+            ("pkg:pypi/requests@2.31.0", "Apache 2.0"),
+        ],
+    );
+    let file = s.predicate("sbom.cdx.json", &sbom);
+    key.attest(&image.digest_ref, "cyclonedx", &file);
+    assert_eq!(s.registry.attestation_statements(&image)[0]["predicateType"], CYCLONEDX);
+
+    let message = assert_denied(
+        &s.verify(&image),
+        "attestation-failed",
+        &["SBOM (CycloneDX) denies license AGPL-3.0-only in pkg:npm/agpl-thing@1.0.0"],
+    );
+    assert!(!message.contains("left-pad") && !message.contains("requests"), "{message}");
+}
+
+/// The same with syft's SPDX 2.3 JSON (`cosign attest --type spdxjson`).
+#[test]
+fn spdx_sbom_with_a_denied_license_is_denied() {
+    let s = Setup::new();
+    let key = KeyPair::generate(KeyType::P256);
+    let checks = sbom_rule(&["deniedLicenses: [AGPL-3.0-only]"]);
+    let rules = rule("sbom", "spdxjson", &["release-key"], &checks);
+    s.policy("release", &policy_yaml("release", s.addr(), 0, &[("release-key", &key)], &rules));
+    let (image, sbom) = s.image_with_sbom("apps/web", "v1", "sbom-src", SbomFormat::SpdxJson);
+    assert_eq!(sbom["spdxVersion"], "SPDX-2.3");
+    assert_syft_found(
+        &sbom,
+        &[
+            ("pkg:npm/agpl-thing@1.0.0", "AGPL-3.0-only"),
+            ("pkg:npm/left-pad@1.3.0", "MIT"),
+            ("pkg:npm/event-stream@3.3.6", "MIT"),
+            ("pkg:pypi/requests@2.31.0", "LicenseRef-Apache-2.0"),
+        ],
+    );
+    let file = s.predicate("sbom.spdx.json", &sbom);
+    key.attest(&image.digest_ref, "spdxjson", &file);
+    assert_eq!(s.registry.attestation_statements(&image)[0]["predicateType"], SPDX);
+
+    assert_denied(
+        &s.verify(&image),
+        "attestation-failed",
+        &["SBOM (SPDX) denies license AGPL-3.0-only in pkg:npm/agpl-thing@1.0.0"],
+    );
+}
+
+/// A denied package URL (exact, and with `*` in the version) is found in both formats.
+#[test]
+fn sbom_with_a_denied_package_is_denied_in_both_formats() {
+    let s = Setup::new();
+    let key = KeyPair::generate(KeyType::P256);
+    let image = s.registry.push_image_with_tree("apps/web", "v1", &fixture("sbom-src"), "/app");
+    for format in [SbomFormat::CycloneDx, SbomFormat::SpdxJson] {
+        let sbom = s.sbom_of(&image, format);
+        assert_syft_found(&sbom, &[("pkg:npm/event-stream@3.3.6", "MIT")]);
+        key.attest(&image.digest_ref, format.cosign_type(), &s.predicate(&format!("{format:?}.json"), &sbom));
+    }
+    for (format, label) in [(SbomFormat::CycloneDx, "CycloneDX"), (SbomFormat::SpdxJson, "SPDX")] {
+        for pattern in ["pkg:npm/event-stream@3.3.6", "pkg:npm/event-stream@3.3.*"] {
+            let checks = sbom_rule(&[&format!("deniedPackages: [\"{pattern}\"]")]);
+            let rules = rule("sbom", format.cosign_type(), &["release-key"], &checks);
+            s.policy("release", &policy_yaml("release", s.addr(), 0, &[("release-key", &key)], &rules));
+            assert_denied(
+                &s.verify(&image),
+                "attestation-failed",
+                &[&format!("SBOM ({label}) lists denied package pkg:npm/event-stream@3.3.6 (matches {pattern})")],
+            );
+        }
+    }
+}
+
+/// An image without the denied license and package passes the same rules, in both formats,
+/// within `maxAge`.
+#[test]
+fn clean_sbom_is_admitted_in_both_formats() {
+    let s = Setup::new();
+    let key = KeyPair::generate(KeyType::P256);
+    let image = s.registry.push_image_with_tree("apps/web", "v1", &fixture("sbom-src-clean"), "/app");
+    for format in [SbomFormat::CycloneDx, SbomFormat::SpdxJson] {
+        let sbom = s.sbom_of(&image, format);
+        assert_syft_found(&sbom, &[("pkg:npm/left-pad@1.3.0", "MIT")]);
+        assert_syft_lacks(&sbom, "pkg:npm/agpl-thing@1.0.0");
+        assert_syft_lacks(&sbom, "pkg:npm/event-stream@3.3.6");
+        key.attest(&image.digest_ref, format.cosign_type(), &s.predicate(&format!("{format:?}.json"), &sbom));
+    }
+    for format in [SbomFormat::CycloneDx, SbomFormat::SpdxJson] {
+        let checks = sbom_rule(&[
+            "deniedLicenses: [AGPL-3.0-only, GPL-3.0-only]",
+            "deniedPackages: [\"pkg:npm/event-stream@3.3.6\"]",
+            "maxAge: 720h",
+        ]);
+        let rules = rule("sbom", format.cosign_type(), &["release-key"], &checks);
+        s.policy("release", &policy_yaml("release", s.addr(), 0, &[("release-key", &key)], &rules));
+        assert_admitted(&s.verify(&image));
+    }
+}
+
+/// An SBOM created 45 days ago (syft's creation time rewritten before attesting) fails a 30-day
+/// `maxAge` (`720h`), in both formats.
+#[test]
+fn sbom_older_than_max_age_is_denied() {
+    let s = Setup::new();
+    let key = KeyPair::generate(KeyType::P256);
+    let image = s.registry.push_image_with_tree("apps/web", "v1", &fixture("sbom-src-clean"), "/app");
+    // A little under 45 days, so that the few seconds until trustgate evaluates it do not round
+    // the age up to 46 days.
+    let created = rfc3339_utc(SystemTime::now() - Duration::from_secs(45 * 86_400 - 3_600));
+    for format in [SbomFormat::CycloneDx, SbomFormat::SpdxJson] {
+        let mut sbom = s.sbom_of(&image, format);
+        match format {
+            SbomFormat::CycloneDx => sbom["metadata"]["timestamp"] = created.clone().into(),
+            SbomFormat::SpdxJson => sbom["creationInfo"]["created"] = created.clone().into(),
+        }
+        key.attest(&image.digest_ref, format.cosign_type(), &s.predicate(&format!("{format:?}.json"), &sbom));
+    }
+    for format in [SbomFormat::CycloneDx, SbomFormat::SpdxJson] {
+        let rules = rule("sbom", format.cosign_type(), &["release-key"], &sbom_rule(&["maxAge: 720h"]));
+        s.policy("release", &policy_yaml("release", s.addr(), 0, &[("release-key", &key)], &rules));
+        assert_denied(&s.verify(&image), "attestation-failed", &["SBOM is 45 days old, policy allows 30"]);
+
+        // A 60-day limit admits it.
+        let rules = rule("sbom", format.cosign_type(), &["release-key"], &sbom_rule(&["maxAge: 1440h"]));
+        s.policy("release", &policy_yaml("release", s.addr(), 0, &[("release-key", &key)], &rules));
+        assert_admitted(&s.verify(&image));
+    }
+}
+
+/// syft's SBOM of an image without packages (CycloneDX without `components`, SPDX with only the
+/// described image) proves nothing: "lists no packages", in both formats.
+#[test]
+fn empty_sbom_is_denied_in_both_formats() {
+    let s = Setup::new();
+    let key = KeyPair::generate(KeyType::P256);
+    let image = s.registry.push_image("apps/empty", "v1");
+    for format in [SbomFormat::CycloneDx, SbomFormat::SpdxJson] {
+        let sbom = s.sbom_of(&image, format);
+        assert!(sbom_packages(&sbom).is_empty(), "syft found packages in an empty image: {sbom:#}");
+        key.attest(&image.digest_ref, format.cosign_type(), &s.predicate(&format!("{format:?}.json"), &sbom));
+    }
+    for (format, label) in [(SbomFormat::CycloneDx, "CycloneDX"), (SbomFormat::SpdxJson, "SPDX")] {
+        let rules =
+            rule("sbom", format.cosign_type(), &["release-key"], &sbom_rule(&["deniedLicenses: [AGPL-3.0-only]"]));
+        s.policy("release", &policy_yaml("release", s.addr(), 0, &[("release-key", &key)], &rules));
+        assert_denied(&s.verify(&image), "attestation-failed", &[&format!("SBOM ({label}) lists no packages")]);
+    }
+}
+
+/// A policy requiring provenance and an SBOM at once: either one alone is denied, naming the
+/// one that is missing; both admit.
+#[test]
+fn provenance_and_sbom_required_together() {
+    let s = Setup::new();
+    let key = KeyPair::generate(KeyType::P256);
+    let rules = rule("provenance", "slsaprovenance1", &["release-key"], SLSA_RULE)
+        + &rule("sbom", "cyclonedx", &["release-key"], &sbom_rule(&["deniedLicenses: [AGPL-3.0-only]"]));
+    s.policy("release", &policy_yaml("release", s.addr(), 0, &[("release-key", &key)], &rules));
+
+    let (image, sbom) = s.image_with_sbom("apps/web", "v1", "sbom-src-clean", SbomFormat::CycloneDx);
+    let sbom_file = s.predicate("sbom.cdx.json", &sbom);
+    key.attest(&image.digest_ref, "slsaprovenance1", &fixture("slsa/provenance-v1.json"));
+    let message = assert_denied(
+        &s.verify(&image),
+        "attestation-missing",
+        &["no SBOM (CycloneDX) attestation signed by [release-key]"],
+    );
+    assert!(!message.contains("provenance"), "the provenance is there: {message}");
+
+    key.attest(&image.digest_ref, "cyclonedx", &sbom_file);
+    assert_admitted(&s.verify(&image));
+
+    let sbom_only = s.registry.push_image_with_tree("apps/web", "v2", &fixture("sbom-src-clean"), "/app");
+    let sbom = s.sbom_of(&sbom_only, SbomFormat::CycloneDx);
+    key.attest(&sbom_only.digest_ref, "cyclonedx", &s.predicate("sbom-v2.cdx.json", &sbom));
+    let message = assert_denied(
+        &s.verify(&sbom_only),
+        "attestation-missing",
+        &["no SLSA provenance attestation signed by [release-key]"],
+    );
+    assert!(!message.contains("SBOM"), "the SBOM is there: {message}");
+
+    // Both failing: both are reported.
+    let neither = s.registry.push_image("apps/web", "v3");
+    let d = s.verify(&neither).expect_exit(DENIED).json();
+    let kinds: Vec<&str> = findings(&d).iter().filter_map(|f| f["kind"].as_str()).collect();
+    assert_eq!(kinds, ["attestation-missing", "attestation-missing"], "{d:#}");
+    let denials = d["denials"].to_string();
+    assert_contains(&denials, &["no SLSA provenance attestation", "no SBOM (CycloneDX) attestation"]);
+}
+
+/// With `threshold: 1` the attestations are not enough: the image signature is required too.
+#[test]
+fn threshold_one_requires_the_image_signature_as_well() {
+    let s = Setup::new();
+    let key = KeyPair::generate(KeyType::P256);
+    let rules = rule("provenance", "slsaprovenance1", &["release-key"], SLSA_RULE);
+    s.policy("release", &policy_yaml("release", s.addr(), 1, &[("release-key", &key)], &rules));
+    let image = s.registry.push_image("apps/api", "v1");
+    key.attest(&image.digest_ref, "slsaprovenance1", &fixture("slsa/provenance-v1.json"));
+
+    assert_denied(&s.verify(&image), "not-signed", &["no signature found"]);
+
+    key.sign(&image.digest_ref);
+    let run = s.verify(&image);
+    assert_admitted(&run);
+    assert_eq!(only_image(&run.json())["policies"][0]["verifiedBy"], json!(["release-key"]));
+
+    // Signed but without provenance: denied for the provenance alone.
+    let signed_only = s.registry.push_image("apps/api", "v2");
+    key.sign(&signed_only.digest_ref);
+    assert_denied(&s.verify(&signed_only), "attestation-missing", &["no SLSA provenance attestation"]);
+}
+
+/// A statement whose predicate is not what its type promises is a clear failure, not an
+/// admission or a crash: `{"foo": 1}` attested as SLSA provenance v1 or as CycloneDX, and a
+/// CycloneDX document whose `components` is not a list.
+#[test]
+fn malformed_predicates_are_clear_failures() {
+    let s = Setup::new();
+    let key = KeyPair::generate(KeyType::P256);
+    let junk = s.predicate("junk.json", &json!({"foo": 1}));
+    let bad_components =
+        s.predicate("bad.cdx.json", &json!({"bomFormat": "CycloneDX", "specVersion": "1.6", "components": "left-pad"}));
+
+    let image = s.registry.push_image("apps/api", "v1");
+    key.attest(&image.digest_ref, "slsaprovenance1", &junk);
+    let rules = rule("provenance", "slsaprovenance1", &["release-key"], SLSA_RULE);
+    s.policy("release", &policy_yaml("release", s.addr(), 0, &[("release-key", &key)], &rules));
+    assert_denied(&s.verify(&image), "attestation-failed", &["provenance predicate is not SLSA v1", "buildDefinition"]);
+
+    let rules = rule("sbom", "cyclonedx", &["release-key"], &sbom_rule(&["deniedLicenses: [AGPL-3.0-only]"]));
+    s.policy("release", &policy_yaml("release", s.addr(), 0, &[("release-key", &key)], &rules));
+    // Without `bomFormat`, `{"foo": 1}` reads as a CycloneDX document without components.
+    let junk_sbom = s.registry.push_image("apps/api", "v2");
+    key.attest(&junk_sbom.digest_ref, "cyclonedx", &junk);
+    let message = assert_denied(&s.verify(&junk_sbom), "attestation-failed", &["CycloneDX"]);
+    assert!(
+        message.contains("SBOM predicate is not a CycloneDX document") || message.contains("lists no packages"),
+        "{message}"
+    );
+
+    let bad = s.registry.push_image("apps/api", "v3");
+    key.attest(&bad.digest_ref, "cyclonedx", &bad_components);
+    assert_denied(&s.verify(&bad), "attestation-failed", &["SBOM predicate is not a CycloneDX document", "components"]);
+}
+
+/// Makes `sbom` (syft's CycloneDX SBOM) bigger than trustgate's 32 MiB cap on an attestation
+/// by adding renamed copies of its first component until it is about 33 MiB, and writes it
+/// compactly to `NAME`.
+fn oversized_cyclonedx(s: &Setup, name: &str, mut sbom: Value) -> PathBuf {
+    let template = sbom["components"][0].clone();
+    let each = serde_json::to_vec(&template).expect("serialize component").len();
+    let count = (33 << 20) / each + 1;
+    let components: Vec<Value> = (0..count)
+        .map(|i| {
+            let mut c = template.clone();
+            c["name"] = format!("pad-{i}").into();
+            c["purl"] = format!("pkg:npm/pad-{i}@1.0.0").into();
+            c["bom-ref"] = format!("pkg:npm/pad-{i}@1.0.0").into();
+            c
+        })
+        .collect();
+    sbom["components"] = components.into();
+    let path = s.dir.path().join(name);
+    std::fs::write(&path, serde_json::to_vec(&sbom).expect("serialize SBOM")).expect("write SBOM");
+    let size = std::fs::metadata(&path).expect("predicate size").len();
+    assert!(size > 32 << 20 && size < 36 << 20, "the predicate is {size} bytes");
+    path
+}
+
+/// An SBOM attestation above the 32 MiB cap trustgate reads (syft's SBOM of the fixture image
+/// padded past 32 MiB; cosign attests it in a few seconds) is a clear denial naming the cap,
+/// decided without downloading it.
+#[test]
+fn oversized_sbom_attestation_is_a_clear_denial() {
+    let s = Setup::new();
+    let key = KeyPair::generate(KeyType::P256);
+    let rules = rule("sbom", "cyclonedx", &["release-key"], &sbom_rule(&["deniedLicenses: [AGPL-3.0-only]"]));
+    s.policy("release", &policy_yaml("release", s.addr(), 0, &[("release-key", &key)], &rules));
+    let (image, sbom) = s.image_with_sbom("apps/web", "v1", "sbom-src-clean", SbomFormat::CycloneDx);
+    let file = oversized_cyclonedx(&s, "big.cdx.json", sbom);
+    let started = Instant::now();
+    key.attest(&image.digest_ref, "cyclonedx", &file);
+    eprintln!("  cosign attest of a 32+ MiB predicate: {:?}", started.elapsed());
+
+    let run = s.verify(&image);
+    assert!(run.took < Duration::from_secs(5), "took {:?}", run.took);
+    let d = run.expect_exit(DENIED).json();
+    let f = only_finding(&d);
+    assert!(f["kind"].as_str().is_some_and(|k| k.starts_with("attestation-")), "{d:#}");
+    let message = f["message"].as_str().expect("message");
+    assert_contains(message, &["attestation"]);
+    assert!(message.contains("33554432") || message.contains("32 MiB"), "the message should name the cap: {message}");
+}
+
+/// An oversized attestation of another type does not stop a policy that requires only
+/// provenance from admitting the image on its valid provenance: the oversized envelope is one
+/// that is not accepted, like one by an unknown signer.
+#[test]
+fn oversized_attestation_does_not_hide_valid_provenance() {
+    let s = Setup::new();
+    let key = KeyPair::generate(KeyType::P256);
+    let rules = rule("provenance", "slsaprovenance1", &["release-key"], SLSA_RULE);
+    s.policy("release", &policy_yaml("release", s.addr(), 0, &[("release-key", &key)], &rules));
+    let (image, sbom) = s.image_with_sbom("apps/web", "v1", "sbom-src-clean", SbomFormat::CycloneDx);
+    key.attest(&image.digest_ref, "slsaprovenance1", &fixture("slsa/provenance-v1.json"));
+    assert_admitted(&s.verify(&image));
+
+    key.attest(&image.digest_ref, "cyclonedx", &oversized_cyclonedx(&s, "big.cdx.json", sbom));
+    assert_admitted(&s.verify(&image));
+}
