@@ -14,7 +14,7 @@ use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Output, Stdio};
 use std::time::{Duration, Instant};
 
-use common::{KeyPair, KeyType, PushedImage, Registry};
+use common::{syft_sbom, KeyPair, KeyType, PushedImage, Registry, SbomFormat};
 
 const NS: &str = "trustgate-system";
 const RELEASE: &str = "trustgate";
@@ -361,6 +361,28 @@ fn trustgate_on_a_real_api_server() {
     eventually("the service account's pull secret is used", || {
         cp.apply(&pod("via-account", "  serviceAccountName: builder\n"), &[]).status.success()
     });
+
+    // An image whose SBOM (made by syft, attested by cosign) has a denied license.
+    let tree = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/sbom-src");
+    let sbom_image = registry.push_image_with_tree("sbom/app", "v1", &tree, "/app");
+    let sbom_file = cp.dir.path().join("sbom.cdx.json");
+    syft_sbom(&format!("registry:{}", sbom_image.digest_ref), SbomFormat::CycloneDx, &sbom_file);
+    key.attest(&sbom_image.digest_ref, "cyclonedx", &sbom_file);
+    let pem = key.public_key_pem.trim().replace('\n', "\n            ");
+    let sbom_policy = format!(
+        "apiVersion: trustgate.dev/v1alpha1\nkind: ClusterImagePolicy\nmetadata:\n  name: approved-sbom\nspec:\n  images:\n    - glob: \"{}/sbom/**\"\n  signatures:\n    threshold: 0\n    authorities:\n      - name: release-key\n        key:\n          publicKey: |\n            {pem}\n  attestations:\n    - name: sbom\n      predicateType: cyclonedx\n      authorities: [release-key]\n      sbom:\n        deniedLicenses: [AGPL-3.0-only]\n",
+        registry.addr
+    );
+    ok(&cp.apply(&sbom_policy, &[]));
+    ok(&cp.kubectl(&["wait", "--for=condition=Ready", "clusterimagepolicy/approved-sbom", "--timeout=20s"]));
+    let denied = failed(&cp.apply(&deployment("shop", "sbom-app", &sbom_image.tag_ref), &[]));
+    for part in [
+        "trustgate denied Deployment shop/sbom-app:",
+        &format!("spec.template.spec.containers[0].image {} ({})", sbom_image.tag_ref, sbom_image.digest),
+        "policy \"approved-sbom\": SBOM (CycloneDX) denies license AGPL-3.0-only in pkg:npm/agpl-thing@1.0.0",
+    ] {
+        assert!(denied.contains(part), "missing {part:?} in:\n{denied}");
+    }
 
     // The server stopped: enforced namespaces fail closed, kube-system keeps working.
     server.stop();
