@@ -436,6 +436,9 @@ struct CdxComponent<'a> {
     purl: Option<Text<'a>>,
     #[serde(borrow, default)]
     licenses: Option<Vec<CdxLicenseChoice<'a>>>,
+    /// Nested components, when the fast reader has seen them.
+    #[serde(skip)]
+    children: Option<&'a [Value]>,
 }
 
 #[derive(Deserialize)]
@@ -483,92 +486,114 @@ fn part<'a, T: Deserialize<'a>>(value: &'a Value, at: impl FnOnce() -> String) -
 }
 
 // Fast readers: the serde types above define the shape and word the errors, but walking a
-// `Value` through serde costs twice as much as looking up the few fields read. A reader returns
-// `None` where serde might object, and the caller then asks serde (which also names the path).
+// `Value` through serde (or looking fields up one by one, a string comparison per key of the
+// map's path) costs several times more than one pass over an object's entries. A reader
+// returns `None` where serde might object, and the caller then asks serde, which also names
+// the path.
 
-/// A string field: `Some(None)` when absent or null, `None` when not a string.
-fn field<'a>(o: &'a serde_json::Map<String, Value>, key: &str) -> Option<Option<Text<'a>>> {
-    match o.get(key) {
-        None | Some(Value::Null) => Some(None),
-        Some(Value::String(s)) => Some(Some(Text(s))),
-        Some(_) => None,
+/// A string: `Some(None)` for null, `None` when not a string.
+fn read_text(v: &Value) -> Option<Option<Text<'_>>> {
+    match v {
+        Value::Null => Some(None),
+        Value::String(s) => Some(Some(Text(s))),
+        _ => None,
     }
 }
 
-/// An array field: `Some(&[])` when absent or null, `None` when not an array.
-fn list<'a>(o: &'a serde_json::Map<String, Value>, key: &str) -> Option<Option<&'a [Value]>> {
-    match o.get(key) {
-        None | Some(Value::Null) => Some(None),
-        Some(Value::Array(a)) => Some(Some(a)),
-        Some(_) => None,
+/// An array of `T`: `Some(None)` for null, `None` when not an array or an element is not a `T`.
+fn read_list<'a, T>(v: &'a Value, read: impl Fn(&'a Value) -> Option<T>) -> Option<Option<Vec<T>>> {
+    match v {
+        Value::Null => Some(None),
+        Value::Array(a) => a.iter().map(read).collect::<Option<Vec<T>>>().map(Some),
+        _ => None,
     }
 }
 
 impl<'a> CdxComponent<'a> {
     fn read(v: &'a Value) -> Option<Self> {
-        let o = v.as_object()?;
-        let licenses = match list(o, "licenses")? {
-            None => None,
-            Some(l) => Some(l.iter().map(CdxLicenseChoice::read).collect::<Option<Vec<_>>>()?),
-        };
-        Some(CdxComponent {
-            kind: field(o, "type")?,
-            name: field(o, "name")?,
-            version: field(o, "version")?,
-            purl: field(o, "purl")?,
-            licenses,
-        })
+        let mut c = CdxComponent { kind: None, name: None, version: None, purl: None, licenses: None, children: None };
+        for (key, v) in v.as_object()? {
+            match key.as_str() {
+                "type" => c.kind = read_text(v)?,
+                "name" => c.name = read_text(v)?,
+                "version" => c.version = read_text(v)?,
+                "purl" => c.purl = read_text(v)?,
+                "licenses" => c.licenses = read_list(v, CdxLicenseChoice::read)?,
+                "components" => match v {
+                    Value::Null => {}
+                    Value::Array(a) => c.children = Some(a),
+                    _ => return None,
+                },
+                _ => {}
+            }
+        }
+        Some(c)
     }
 }
 
 impl<'a> CdxLicenseChoice<'a> {
     fn read(v: &'a Value) -> Option<Self> {
-        let o = v.as_object()?;
-        let license = match o.get("license") {
-            None | Some(Value::Null) => None,
-            Some(l) => {
-                let l = l.as_object()?;
-                Some(CdxLicense {
-                    id: field(l, "id")?,
-                    name: field(l, "name")?,
-                    acknowledgement: field(l, "acknowledgement")?,
-                })
+        let mut c = CdxLicenseChoice { license: None, expression: None, acknowledgement: None };
+        for (key, v) in v.as_object()? {
+            match key.as_str() {
+                "license" if v.is_null() => {}
+                "license" => {
+                    let mut l = CdxLicense { id: None, name: None, acknowledgement: None };
+                    for (key, v) in v.as_object()? {
+                        match key.as_str() {
+                            "id" => l.id = read_text(v)?,
+                            "name" => l.name = read_text(v)?,
+                            "acknowledgement" => l.acknowledgement = read_text(v)?,
+                            _ => {}
+                        }
+                    }
+                    c.license = Some(l);
+                }
+                "expression" => c.expression = read_text(v)?,
+                "acknowledgement" => c.acknowledgement = read_text(v)?,
+                _ => {}
             }
-        };
-        Some(CdxLicenseChoice {
-            license,
-            expression: field(o, "expression")?,
-            acknowledgement: field(o, "acknowledgement")?,
-        })
+        }
+        Some(c)
     }
 }
 
 impl<'a> SpdxPackage<'a> {
     fn read(v: &'a Value) -> Option<Self> {
-        let o = v.as_object()?;
-        let external_refs = match list(o, "externalRefs")? {
-            None => None,
-            Some(refs) => Some(
-                refs.iter()
-                    .map(|r| {
-                        let r = r.as_object()?;
-                        Some(SpdxExternalRef {
-                            reference_type: field(r, "referenceType")?,
-                            reference_locator: field(r, "referenceLocator")?,
-                        })
-                    })
-                    .collect::<Option<Vec<_>>>()?,
-            ),
+        let mut p = SpdxPackage {
+            spdx_id: None,
+            name: None,
+            version_info: None,
+            license_concluded: None,
+            license_declared: None,
+            primary_package_purpose: None,
+            external_refs: None,
         };
-        Some(SpdxPackage {
-            spdx_id: field(o, "SPDXID")?,
-            name: field(o, "name")?,
-            version_info: field(o, "versionInfo")?,
-            license_concluded: field(o, "licenseConcluded")?,
-            license_declared: field(o, "licenseDeclared")?,
-            primary_package_purpose: field(o, "primaryPackagePurpose")?,
-            external_refs,
-        })
+        for (key, v) in v.as_object()? {
+            match key.as_str() {
+                "SPDXID" => p.spdx_id = read_text(v)?,
+                "name" => p.name = read_text(v)?,
+                "versionInfo" => p.version_info = read_text(v)?,
+                "licenseConcluded" => p.license_concluded = read_text(v)?,
+                "licenseDeclared" => p.license_declared = read_text(v)?,
+                "primaryPackagePurpose" => p.primary_package_purpose = read_text(v)?,
+                "externalRefs" => {
+                    p.external_refs = read_list(v, |r| {
+                        let mut e = SpdxExternalRef { reference_type: None, reference_locator: None };
+                        for (key, v) in r.as_object()? {
+                            match key.as_str() {
+                                "referenceType" => e.reference_type = read_text(v)?,
+                                "referenceLocator" => e.reference_locator = read_text(v)?,
+                                _ => {}
+                            }
+                        }
+                        Some(e)
+                    })?
+                }
+                _ => {}
+            }
+        }
+        Some(p)
     }
 }
 
@@ -666,7 +691,10 @@ fn cyclonedx<'a>(doc: &'a Value, ev: &mut Evaluator<'_, 'a>) -> Result<Option<&'
         let purls = c.purl.map(|p| p.0);
         let license = if is_package { Some(License::CycloneDx(c.licenses.as_deref().unwrap_or(&[]))) } else { None };
         ev.package(Package { purls: purls.as_slice(), name: text(c.name), version: text(c.version), license });
-        let list = children(value, &|| format!("{}.components", path(&positions, at)))?;
+        let list = match c.children {
+            Some(list) => list,
+            None => children(value, &|| format!("{}.components", path(&positions, at)))?,
+        };
         push_children(&mut stack, &mut positions, list, at);
     }
     Ok(created)
@@ -756,9 +784,11 @@ fn spdx<'a>(doc: &'a Value, ev: &mut Evaluator<'_, 'a>) -> Result<Option<&'a str
     for (i, r) in relationships.iter().enumerate() {
         // Only what the document describes is read: other relationships (thousands in an image
         // SBOM) are skipped at their type.
-        match r.get("relationshipType") {
-            Some(Value::String(t)) if t != "DESCRIBES" && t != "DESCRIBED_BY" => continue,
-            _ => {}
+        let kind = r.as_object().and_then(|o| o.iter().find(|(k, _)| *k == "relationshipType"));
+        if let Some((_, Value::String(t))) = kind {
+            if t != "DESCRIBES" && t != "DESCRIBED_BY" {
+                continue;
+            }
         }
         let r: SpdxRelationship = part(r, || format!("relationships[{i}]"))?;
         match (text(r.spdx_element_id), text(r.relationship_type), text(r.related_spdx_element)) {

@@ -298,12 +298,19 @@ impl Policy {
                             continue;
                         }
                     };
-                    AttestationCheck::Sbom(SbomRule {
+                    let rule = SbomRule {
                         denied_licenses: sbom.denied_licenses.clone(),
                         allowed_licenses: sbom.allowed_licenses.clone(),
                         denied_packages: sbom.denied_packages.clone(),
                         max_age,
-                    })
+                    };
+                    if let Err(problems) = rule.validate() {
+                        for p in problems {
+                            err(format!("{field}.sbom"), p.to_string());
+                        }
+                        continue;
+                    }
+                    AttestationCheck::Sbom(rule)
                 }
                 (None, None) => AttestationCheck::Present,
             };
@@ -558,6 +565,29 @@ HmhSPuBlmiGFYe70BZlGiFJ+l5r29JGkFWtbsXeZuLV+KTPZ23Xb7a+gSg==
         assert!(ok.is_empty());
         assert_eq!(errs.len(), 1);
         assert_eq!(errs[0].field, "(yaml)");
+    }
+
+    #[test]
+    fn attestation_rules_are_validated() {
+        let yaml = |att: &str| format!("{}  attestations:\n{att}", policy_yaml("p", &sigs(1)));
+        let (ok, errs) = parse_documents(&yaml("    - name: sbom\n      predicateType: cyclonedx\n      authorities: [release]\n      sbom:\n        deniedPackages: [\"pkg:npm/left-pad@1.*\"]\n        maxAge: 720h\n"));
+        assert!(errs.is_empty(), "{errs:?}");
+        assert_eq!(ok[0].attestations[0].predicate_type, CYCLONEDX);
+        let (_, errs) = parse_documents(&yaml("    - name: sbom\n      predicateType: cyclonedx\n      authorities: [release]\n      sbom:\n        deniedPackages: [\"left-pad\"]\n"));
+        assert_eq!(errs[0].field, "spec.attestations[0].sbom");
+        assert!(errs[0].message.contains("is not a package URL"), "{}", errs[0].message);
+        let (_, errs) = parse_documents(&yaml(
+            "    - name: prov\n      predicateType: cyclonedx\n      authorities: [release]\n      slsa: {}\n",
+        ));
+        assert_eq!(errs[0].field, "spec.attestations[0].slsa");
+        let (_, errs) =
+            parse_documents(&yaml("    - name: prov\n      predicateType: slsa\n      authorities: [nobody]\n"));
+        let fields: Vec<&str> = errs.iter().map(|e| e.field.as_str()).collect();
+        assert_eq!(fields, ["spec.attestations[0].predicateType"]);
+        let (_, errs) = parse_documents(&yaml(
+            "    - name: prov\n      predicateType: slsaprovenance1\n      authorities: [nobody]\n",
+        ));
+        assert_eq!(errs[0].message, "\"nobody\" is not a name in signatures.authorities");
     }
 
     #[test]
