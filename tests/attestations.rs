@@ -18,9 +18,9 @@
 mod common;
 
 use std::path::{Path, PathBuf};
-use std::process::Command;
 use std::time::{Duration, Instant, SystemTime};
 
+use common::cli::{trustgate, Run, ADMITTED, DENIED};
 use common::{
     copy_attestations, envelope_statement, rfc3339_utc, sbom_packages, syft_sbom, tamper_attestation, write_policy,
     KeyPair, KeyType, PushedImage, Registry, SbomFormat, DSSE_ENVELOPE_MEDIA_TYPE, IN_TOTO_PAYLOAD_TYPE,
@@ -28,12 +28,6 @@ use common::{
 };
 use serde_json::{json, Value};
 use tempfile::TempDir;
-
-/// The binary under test.
-const TRUSTGATE: &str = env!("CARGO_BIN_EXE_trustgate");
-
-const ADMITTED: i32 = 0;
-const DENIED: i32 = 1;
 
 const SLSA_V1: &str = "https://slsa.dev/provenance/v1";
 const SLSA_V02: &str = "https://slsa.dev/provenance/v0.2";
@@ -47,56 +41,6 @@ const SLSA_RULE: &str = "      slsa:
         sourceRepositories: [\"https://github.com/acme/*\"]
         sourceRefs: [\"refs/heads/main\"]
 ";
-
-/// One run of the binary.
-struct Run {
-    command: String,
-    code: Option<i32>,
-    stdout: String,
-    stderr: String,
-    took: Duration,
-}
-
-impl Run {
-    /// Asserts the exit code, showing everything the binary said if it differs.
-    #[track_caller]
-    fn expect_exit(&self, code: i32) -> &Self {
-        assert_eq!(self.code, Some(code), "unexpected exit code of `{}`\n{self}", self.command);
-        self
-    }
-
-    /// Standard output parsed as JSON.
-    #[track_caller]
-    fn json(&self) -> Value {
-        serde_json::from_str(&self.stdout).unwrap_or_else(|e| panic!("stdout is not JSON ({e})\n{self}"))
-    }
-}
-
-impl std::fmt::Display for Run {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        write!(f, "--- exit: {:?}\n--- stdout:\n{}\n--- stderr:\n{}", self.code, self.stdout, self.stderr)
-    }
-}
-
-/// Runs `trustgate ARGS` with no `TRUSTGATE_*` variables from the test's environment.
-fn trustgate(args: &[&str]) -> Run {
-    let mut cmd = Command::new(TRUSTGATE);
-    cmd.args(args);
-    for (name, _) in std::env::vars_os() {
-        if name.to_string_lossy().starts_with("TRUSTGATE_") {
-            cmd.env_remove(name);
-        }
-    }
-    let started = Instant::now();
-    let out = cmd.output().unwrap_or_else(|e| panic!("cannot run {TRUSTGATE}: {e}"));
-    Run {
-        command: format!("trustgate {}", args.join(" ")),
-        code: out.status.code(),
-        stdout: String::from_utf8_lossy(&out.stdout).into_owned(),
-        stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
-        took: started.elapsed(),
-    }
-}
 
 /// `tests/fixtures/PATH`.
 fn fixture(path: &str) -> PathBuf {

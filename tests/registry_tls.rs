@@ -24,71 +24,17 @@ mod common;
 use std::collections::HashMap;
 use std::io::{Read, Write};
 use std::net::{TcpListener, TcpStream};
-use std::process::Command;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
 use base64::Engine as _;
+use common::cli::{trustgate, Run, ADMITTED, COULD_NOT_EVALUATE, DENIED};
 use common::{write_policy, KeyPair, KeyType, PushedImage, Registry};
 use serde_json::Value;
 use tempfile::TempDir;
 use trustgate::server::tls::self_signed;
-
-/// The binary under test.
-const TRUSTGATE: &str = env!("CARGO_BIN_EXE_trustgate");
-
-const ADMITTED: i32 = 0;
-const DENIED: i32 = 1;
-const COULD_NOT_EVALUATE: i32 = 2;
-
-/// One run of the binary.
-struct Run {
-    command: String,
-    code: Option<i32>,
-    stdout: String,
-    stderr: String,
-}
-
-impl Run {
-    /// Asserts the exit code, showing everything the binary said if it differs.
-    #[track_caller]
-    fn expect_exit(&self, code: i32) -> &Self {
-        assert_eq!(self.code, Some(code), "unexpected exit code of `{}`\n{self}", self.command);
-        self
-    }
-
-    /// Standard output parsed as JSON.
-    #[track_caller]
-    fn json(&self) -> Value {
-        serde_json::from_str(&self.stdout).unwrap_or_else(|e| panic!("stdout is not JSON ({e})\n{self}"))
-    }
-}
-
-impl std::fmt::Display for Run {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        write!(f, "--- exit: {:?}\n--- stdout:\n{}\n--- stderr:\n{}", self.code, self.stdout, self.stderr)
-    }
-}
-
-/// Runs `trustgate ARGS` with no `TRUSTGATE_*` variables from the test's environment.
-fn trustgate(args: &[&str]) -> Run {
-    let mut cmd = Command::new(TRUSTGATE);
-    cmd.args(args);
-    for (name, _) in std::env::vars_os() {
-        if name.to_string_lossy().starts_with("TRUSTGATE_") {
-            cmd.env_remove(name);
-        }
-    }
-    let out = cmd.output().unwrap_or_else(|e| panic!("cannot run {TRUSTGATE}: {e}"));
-    Run {
-        command: format!("trustgate {}", args.join(" ")),
-        code: out.status.code(),
-        stdout: String::from_utf8_lossy(&out.stdout).into_owned(),
-        stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
-    }
-}
 
 /// A temporary directory with a `policies/` directory holding one policy: images matching
 /// `glob` need a signature verified by `key` (authority `release-key`).

@@ -24,6 +24,8 @@
 //! ([`Registry::push_image_with_tree`] with `tests/fixtures/sbom-src`).
 #![allow(dead_code)]
 
+pub mod cli;
+
 use std::ffi::OsStr;
 use std::fmt::Write as _;
 use std::io::{Read, Write};
