@@ -36,9 +36,9 @@ fn now() -> SystemTime {
 /// Package `i`: its package URL and license text. Every 100th is denied: by license (odd
 /// hundreds) or by package URL (even hundreds).
 fn package(i: usize) -> (String, String) {
-    if i % 100 == 0 && (i / 100) % 2 == 1 {
+    if i.is_multiple_of(100) && (i / 100) % 2 == 1 {
         (format!("pkg:npm/copyleft-{i}@1.0.0"), "AGPL-3.0-only".to_owned())
-    } else if i % 100 == 0 {
+    } else if i.is_multiple_of(100) {
         (format!("pkg:maven/org.apache.logging.log4j/log4j-core@2.14.{}", i / 100), "Apache-2.0".to_owned())
     } else if i % 250 == 7 {
         // A few license texts of their own, as real SBOMs have.

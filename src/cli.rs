@@ -1,5 +1,6 @@
 //! The command line: `serve`, `verify`, `evaluate` and `crds`, each a thin front end over the
-//! same [`Engine`] the webhook uses, so a developer gets the cluster's answer locally.
+//! same [`Engine`] the webhook uses, so a developer gets the cluster's answer locally; and
+//! `verify-bundle`, the sigstore-conformance entry point over [`BundleVerifier`].
 //!
 //! Every flag can also come from a `TRUSTGATE_*` environment variable. Flags are turned once
 //! into validated settings; all configuration errors are reported together.
@@ -19,6 +20,7 @@ use crate::admission::parse_go_duration;
 use crate::cache::{CacheConfig, Caches};
 use crate::decision::{Decision, Outcome, Unmatched};
 use crate::engine::Engine;
+use crate::evidence::bundle::{self, Authority, BundleError, BundleVerifier};
 use crate::evidence::{Credentials, CredentialsError, Limits, RegistryClient, RegistryConfig, RegistryConfigError};
 use crate::images::{self, WorkloadImage};
 use crate::metrics::Metrics;
@@ -60,6 +62,8 @@ pub enum Command {
     Evaluate(EvaluateArgs),
     /// Print the ClusterImagePolicy CRD generated from the code.
     Crds(CrdsArgs),
+    /// Verify a sigstore bundle over a file or digest (the sigstore-conformance CLI protocol).
+    VerifyBundle(VerifyBundleArgs),
 }
 
 /// How to reach registries and what to trust from them.
@@ -198,6 +202,30 @@ pub struct CrdsArgs {
     pub out_dir: Option<PathBuf>,
 }
 
+#[derive(Debug, Clone, Args)]
+#[command(group = clap::ArgGroup::new("signer").required(true).args(["certificate_identity", "key"]))]
+pub struct VerifyBundleArgs {
+    /// The sigstore bundle (`*.sigstore.json`).
+    #[arg(long, value_name = "FILE", env = "TRUSTGATE_BUNDLE")]
+    pub bundle: PathBuf,
+    /// The signer's certificate identity (SAN), matched exactly.
+    #[arg(long, value_name = "ID", requires = "certificate_oidc_issuer", env = "TRUSTGATE_CERTIFICATE_IDENTITY")]
+    pub certificate_identity: Option<String>,
+    /// The OIDC issuer of the signer's certificate, matched exactly.
+    #[arg(long, value_name = "URL", requires = "certificate_identity", env = "TRUSTGATE_CERTIFICATE_OIDC_ISSUER")]
+    pub certificate_oidc_issuer: Option<String>,
+    /// The signer's public key (PEM), for a bundle signed with a managed key.
+    #[arg(long, value_name = "FILE", conflicts_with = "certificate_identity", env = "TRUSTGATE_KEY")]
+    pub key: Option<PathBuf>,
+    /// A sigstore `trusted_root.json`; without it, the Sigstore public-good root shipped with
+    /// trustgate (no network).
+    #[arg(long, value_name = "FILE", env = "TRUSTGATE_TRUSTED_ROOT")]
+    pub trusted_root: Option<PathBuf>,
+    /// The signed file, or its digest as `sha256:<hex>`.
+    #[arg(value_name = "FILE_OR_DIGEST")]
+    pub artifact: String,
+}
+
 fn duration(s: &str) -> Result<Duration, String> {
     parse_go_duration(s).ok_or_else(|| format!("{s:?} is not a duration (e.g. 500ms, 10s, 5m, 1h)"))
 }
@@ -245,6 +273,12 @@ pub enum CliError {
         path: PathBuf,
         #[source]
         source: std::io::Error,
+    },
+    #[error("trusted root {what}")]
+    TrustRoot {
+        what: String,
+        #[source]
+        source: BundleError,
     },
 }
 
@@ -501,6 +535,72 @@ fn print_text(subject: &str, decision: &Decision) {
             }
         }
     }
+}
+
+/// Runs `verify-bundle`: exit 0 when the bundle verifies, 1 with the reason on stderr when it
+/// does not.
+pub fn verify_bundle(args: VerifyBundleArgs) -> Result<ExitCode, CliError> {
+    let read = |path: &Path| std::fs::read(path).map_err(|source| CliError::Read { path: path.into(), source });
+    let verifier = match &args.trusted_root {
+        Some(path) => {
+            let json = String::from_utf8_lossy(&read(path)?).into_owned();
+            BundleVerifier::from_trusted_root_json(&json)
+                .map_err(|source| CliError::TrustRoot { what: path.display().to_string(), source })?
+        }
+        None => BundleVerifier::public_good().map_err(|source| CliError::TrustRoot {
+            what: "of the Sigstore public-good instance".to_owned(),
+            source,
+        })?,
+    };
+    let authority = match (&args.key, args.certificate_identity, args.certificate_oidc_issuer) {
+        (Some(path), _, _) => Authority::Key { pem: String::from_utf8_lossy(&read(path)?).into_owned() },
+        (None, Some(identity), Some(issuer)) => Authority::Identity { identity, issuer },
+        _ => {
+            return Err(CliError::Config(vec![
+                "give --key FILE, or --certificate-identity ID with --certificate-oidc-issuer URL".to_owned(),
+            ]))
+        }
+    };
+    let bundle_json = read(&args.bundle)?;
+    let digest;
+    let bytes;
+    let artifact = if args.artifact.starts_with("sha256:") {
+        digest = match images::Digest::parse(&args.artifact) {
+            Ok(d) => d,
+            Err(e) => return Err(CliError::Config(vec![format!("artifact digest {:?}: {e}", args.artifact)])),
+        };
+        bundle::Artifact::Digest(&digest)
+    } else {
+        bytes = read(Path::new(&args.artifact))?;
+        bundle::Artifact::Bytes(&bytes)
+    };
+    match verifier.verify(&bundle_json, artifact, &authority) {
+        Ok(verified) => {
+            let by = verified.identity.map(|id| format!(" by {id}")).unwrap_or_default();
+            println!("VERIFIED {}{by}", args.bundle.display());
+            Ok(ExitCode::from(exit::ADMITTED))
+        }
+        Err(e) => {
+            eprintln!("NOT VERIFIED {}: {}", args.bundle.display(), error_chain(&e));
+            Ok(ExitCode::from(exit::DENIED))
+        }
+    }
+}
+
+/// An error and its sources on one line.
+fn error_chain(e: &dyn std::error::Error) -> String {
+    let mut line = e.to_string();
+    let mut source = e.source();
+    while let Some(s) = source {
+        // Many sigstore errors already print their source; say it once.
+        let message = s.to_string();
+        if !line.ends_with(&message) {
+            line.push_str(": ");
+            line.push_str(&message);
+        }
+        source = s.source();
+    }
+    line
 }
 
 /// The CRD YAML generated from the Rust types.

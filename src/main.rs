@@ -20,6 +20,7 @@ fn main() -> ExitCode {
             Command::Verify(args) => cli::verify(args).await?,
             Command::Evaluate(args) => cli::evaluate(args).await?,
             Command::Crds(args) => cli::crds(args).map(|()| ExitCode::SUCCESS)?,
+            Command::VerifyBundle(args) => cli::verify_bundle(args)?,
         })
     });
     result.unwrap_or_else(fail)

@@ -7,6 +7,7 @@
 
 pub mod attest;
 mod auth;
+pub mod bundle;
 pub mod cosign;
 pub mod pull_secrets;
 mod registry;

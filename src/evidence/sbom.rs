@@ -314,7 +314,7 @@ impl Unit {
         let s = d.as_secs();
         [Unit::Days, Unit::Hours, Unit::Minutes]
             .into_iter()
-            .find(|u| s > 0 && s % u.secs() == 0)
+            .find(|u| s > 0 && s.is_multiple_of(u.secs()))
             .unwrap_or(Unit::Seconds)
     }
 
