@@ -16,6 +16,9 @@ Subcommands:
                           reading the server's VmRSS at checkpoints
   metrics                 print trustgate's admission and cache counters as key=value
   registry-latency        print the mean latency of trustgate's registry calls per operation
+  server-latency          print trustgate's own time per review, from its histogram
+  cpu-run -- CMD...       run CMD; report the share of all cores used by trustgate, CMD and
+                          everything else meanwhile (percent of all cores)
 
 Every review answer is checked: HTTP 200, an AdmissionReview whose response.uid is ours and
 whose response.allowed is true. Anything else exits non-zero with the server's message.
@@ -383,8 +386,9 @@ def cmd_fill_review(a):
         check_allowed(review, answer, f"fill review of images {i}..{i + len(chunk) - 1}")
         slowest = max(slowest, elapsed)
         done += len(chunk)
-        while checkpoints and done >= checkpoints[0]:
-            checkpoints.pop(0)
+        if checkpoints and done >= checkpoints[0]:
+            while checkpoints and done >= checkpoints[0]:
+                checkpoints.pop(0)
             rss.append({"decisions": done, "vmrss_kib": vmrss_kib(a.pid)})
     conn.close()
     print(
@@ -435,9 +439,8 @@ def cmd_metrics(a):
     print(" ".join(f"{k}={v}" for k, v in values.items()))
 
 
-def cmd_registry_latency(a):
-    """Mean latency of trustgate's registry calls, per operation, from its histogram."""
-    with urllib.request.urlopen(a.url, timeout=10) as r:
+def registry_histograms(url):
+    with urllib.request.urlopen(url, timeout=10) as r:
         text = r.read().decode()
     sums, counts = {}, {}
     prefix = "trustgate_registry_request_duration_seconds_"
@@ -451,8 +454,129 @@ def cmd_registry_latency(a):
             sums[op] = float(value)
         elif kind == "count":
             counts[op] = int(float(value))
-    parts = [f"{op}: {counts[op]} calls, {sums.get(op, 0) / counts[op] * 1e3:.2f} ms" for op in sorted(counts) if counts[op]]
+    return {"sums": sums, "counts": counts}
+
+
+def cmd_registry_latency(a):
+    """Mean latency of trustgate's registry calls per operation, from its histogram; with
+    --since, only the calls made after that snapshot."""
+    now = registry_histograms(a.url)
+    if a.save:
+        with open(a.save, "w", encoding="utf-8") as f:
+            json.dump(now, f)
+        return
+    before = {"sums": {}, "counts": {}}
+    if a.since:
+        with open(a.since, encoding="utf-8") as f:
+            before = json.load(f)
+    parts = []
+    for op in sorted(now["counts"]):
+        n = now["counts"][op] - before["counts"].get(op, 0)
+        total = now["sums"].get(op, 0.0) - before["sums"].get(op, 0.0)
+        if n:
+            parts.append(f"{op} {n} calls, mean {total / n * 1e3:.2f} ms")
     print("; ".join(parts) or "none")
+
+
+def admission_histogram(url):
+    with urllib.request.urlopen(url, timeout=10) as r:
+        text = r.read().decode()
+    buckets, total, count = {}, 0.0, 0
+    prefix = "trustgate_admission_duration_seconds_"
+    for line in text.splitlines():
+        if not line.startswith(prefix):
+            continue
+        name, value = line.rsplit(" ", 1)
+        if name.startswith(prefix + "bucket"):
+            le = name.split('le="', 1)[1].split('"', 1)[0]
+            buckets[le] = int(float(value))
+        elif name.startswith(prefix + "sum"):
+            total = float(value)
+        elif name.startswith(prefix + "count"):
+            count = int(float(value))
+    return {"buckets": buckets, "sum": total, "count": count}
+
+
+def cmd_server_latency(a):
+    """trustgate's own time per review (JSON in to JSON out, without TLS and HTTP), from its
+    histogram; with --since, only reviews answered after that snapshot."""
+    now = admission_histogram(a.url)
+    if a.save:
+        with open(a.save, "w", encoding="utf-8") as f:
+            json.dump(now, f)
+        return
+    before = {"buckets": {}, "sum": 0.0, "count": 0}
+    if a.since:
+        with open(a.since, encoding="utf-8") as f:
+            before = json.load(f)
+    n = now["count"] - before["count"]
+    if n <= 0:
+        print("none")
+        return
+    mean_us = (now["sum"] - before["sum"]) / n * 1e6
+    cum = sorted(
+        ((float(le) if le != "+Inf" else float("inf"), now["buckets"][le] - before["buckets"].get(le, 0)) for le in now["buckets"]),
+    )
+    def share(limit):
+        return next((c for le, c in cum if le >= limit - 1e-12), n) / n * 100
+    p99 = next((le for le, c in cum if c >= 0.99 * n), float("inf"))
+    p99_text = "over 26 s" if p99 == float("inf") else f"≤ {p99 * 1e6:.0f} µs"
+    print(
+        f"{n} reviews, mean {mean_us:.0f} µs, {share(0.0001):.1f}% ≤ 100 µs, {share(0.0002):.1f}% ≤ 200 µs, "
+        f"{share(0.0004):.1f}% ≤ 400 µs, p99 {p99_text}"
+    )
+
+
+def proc_cpu_ticks(pid):
+    with open(f"/proc/{pid}/stat", encoding="ascii") as f:
+        fields = f.read().rsplit(")", 1)[1].split()
+    return int(fields[11]) + int(fields[12])  # utime + stime
+
+
+def context_switches(pid):
+    """Voluntary + involuntary context switches of every thread of a process (so far)."""
+    total = 0
+    for tid in os.listdir(f"/proc/{pid}/task"):
+        try:
+            with open(f"/proc/{pid}/task/{tid}/status", encoding="ascii") as f:
+                for line in f:
+                    if line.startswith(("voluntary_ctxt_switches:", "nonvoluntary_ctxt_switches:")):
+                        total += int(line.split()[1])
+        except FileNotFoundError:
+            pass  # a thread that just ended
+    return total
+
+
+def machine_ticks():
+    with open("/proc/stat", encoding="ascii") as f:
+        v = [int(x) for x in f.readline().split()[1:]]
+    busy = v[0] + v[1] + v[2] + v[5] + v[6]  # user nice system irq softirq
+    return busy, busy + v[3] + v[4]  # + idle iowait
+
+
+def cmd_cpu_run(a):
+    """Runs a command (the load client) and reports where the machine's CPU went meanwhile:
+    trustgate, the command, and everything else (other work on a shared machine)."""
+    hz = os.sysconf("SC_CLK_TCK")
+    busy0, total0 = machine_ticks()
+    server0 = proc_cpu_ticks(a.pid)
+    switches0 = context_switches(a.pid)
+    command = a.command[1:] if a.command[:1] == ["--"] else a.command
+    if not command:
+        die("cpu-run: no command")
+    child = subprocess.Popen(command)
+    _, status, usage = os.wait4(child.pid, 0)
+    busy1, total1 = machine_ticks()
+    server1 = proc_cpu_ticks(a.pid)
+    switches1 = context_switches(a.pid)
+    total = max(1, total1 - total0)
+    pct = lambda ticks: 100.0 * ticks / total  # noqa: E731 - share of all cores
+    server = server1 - server0
+    client = (usage.ru_utime + usage.ru_stime) * hz
+    other = max(0.0, (busy1 - busy0) - server - client)
+    with open(a.report, "w", encoding="utf-8") as f:
+        f.write(f"cpu_busy={pct(busy1 - busy0):.0f} cpu_trustgate={pct(server):.0f} cpu_client={pct(client):.0f} cpu_other={pct(other):.0f} ctx_switches={switches1 - switches0} trustgate_cpu_us={server * 1_000_000 // hz}\n")
+    sys.exit(os.waitstatus_to_exitcode(status))
 
 
 def main():
@@ -502,8 +626,22 @@ def main():
     s.add_argument("url")
     s.set_defaults(fn=cmd_metrics)
 
+    s = sub.add_parser("cpu-run")
+    s.add_argument("--pid", type=int, required=True, help="trustgate's pid")
+    s.add_argument("--report", required=True)
+    s.add_argument("command", nargs=argparse.REMAINDER)
+    s.set_defaults(fn=cmd_cpu_run)
+
+    s = sub.add_parser("server-latency")
+    s.add_argument("url")
+    s.add_argument("--save", help="write a snapshot to this file instead of printing")
+    s.add_argument("--since", help="print only what happened after this snapshot")
+    s.set_defaults(fn=cmd_server_latency)
+
     s = sub.add_parser("registry-latency")
     s.add_argument("url")
+    s.add_argument("--save", help="write a snapshot to this file instead of printing")
+    s.add_argument("--since", help="print only what happened after this snapshot")
     s.set_defaults(fn=cmd_registry_latency)
 
     a = p.parse_args()
