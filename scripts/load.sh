@@ -9,7 +9,7 @@
 #   LOAD_DURATION=20s     length of each wrk run
 #   LOAD_THREADS=2        wrk threads           LOAD_CONNECTIONS=32   wrk connections (max-rate run)
 #   LOAD_RATE=2000        offered rate of the paced runs (req/s); LOAD_RATE_DELAY_MS=10 pacing delay
-#   LOAD_PACED_RUNS=3     paced runs; the one with the median p99 is judged against the target
+#   LOAD_PACED_RUNS=5     paced runs; the one with the median p99 is judged against the target
 #   LOAD_COLD=20          cold single-image reviews, one after another
 #   LOAD_BURST=100        distinct images in the one-Pod burst, and concurrent single reviews
 #   LOAD_FILL=10000       distinct signed images reviewed to fill the decision cache (0: skip)
@@ -36,7 +36,7 @@ LOAD_THREADS="${LOAD_THREADS:-2}"
 LOAD_CONNECTIONS="${LOAD_CONNECTIONS:-32}"
 LOAD_RATE="${LOAD_RATE:-2000}"
 LOAD_RATE_DELAY_MS="${LOAD_RATE_DELAY_MS:-10}"
-LOAD_PACED_RUNS="${LOAD_PACED_RUNS:-3}"
+LOAD_PACED_RUNS="${LOAD_PACED_RUNS:-5}"
 LOAD_COLD="${LOAD_COLD:-20}"
 LOAD_BURST="${LOAD_BURST:-100}"
 LOAD_FILL="${LOAD_FILL:-10000}"
@@ -61,6 +61,8 @@ if [ "${LOAD_NO_BUILD:-}" != 1 ]; then
   (cd "$ROOT" && cargo build --release --quiet) || fail "cargo build --release"
 fi
 [ -x "$BIN" ] || fail "$BIN missing"
+# What was measured: the commit the binary was built from (as of now), and whether src/ differed.
+REVISION="$(git -C "$ROOT" rev-parse --short HEAD 2>/dev/null || echo unknown)$(git -C "$ROOT" diff --quiet HEAD -- src 2>/dev/null || echo ' + uncommitted src changes')"
 
 # --- work directory and clean-up ------------------------------------------------------------
 WORK="$(mktemp -d -t trustgate-load-XXXXXX)"
@@ -130,7 +132,7 @@ EOF
 "$TRUSTGATE_REGISTRY_BIN" serve "$WORK/registry.yml" >"$WORK/registry.log" 2>&1 &
 REGISTRY_PID=$!
 for _ in $(seq 150); do
-  if curl -sS -m 2 -o /dev/null -D "$WORK/registry.head" "http://$REG/v2/" 2>/dev/null \
+  if curl --noproxy "*" -sS -m 2 -o /dev/null -D "$WORK/registry.head" "http://$REG/v2/" 2>/dev/null \
     && grep -qi "x-trustgate-registry: $INSTANCE" "$WORK/registry.head"; then
     break
   fi
@@ -251,11 +253,11 @@ log "starting trustgate serve on 127.0.0.1:$WEB_PORT (probes on $PROBE_PORT), TR
   --insecure-registry "$REG" --log-format json 2>"$WORK/trustgate.log" &
 SERVER_PID=$!
 for _ in $(seq 300); do
-  [ "$(curl -s -m 2 -o /dev/null -w '%{http_code}' "http://127.0.0.1:$PROBE_PORT/readyz" || true)" = 200 ] && break
+  [ "$(curl --noproxy "*" -s -m 2 -o /dev/null -w '%{http_code}' "http://127.0.0.1:$PROBE_PORT/readyz" || true)" = 200 ] && break
   server_alive
   sleep 0.1
 done
-[ "$(curl -s -m 2 -o /dev/null -w '%{http_code}' "http://127.0.0.1:$PROBE_PORT/readyz")" = 200 ] || fail "trustgate not ready"
+[ "$(curl --noproxy "*" -s -m 2 -o /dev/null -w '%{http_code}' "http://127.0.0.1:$PROBE_PORT/readyz")" = 200 ] || fail "trustgate not ready"
 sleep 1
 RSS_IDLE=$(rss_kib "$SERVER_PID")
 log "ready; idle VmRSS $(mib "$RSS_IDLE") MiB"
@@ -266,7 +268,7 @@ metric() { # metric NAME: one counter from /metrics
 
 # --- 3. cached admission: wrk over TLS keep-alive ----------------------------------------------
 py review --template "$TEMPLATE" "$WORK/signed-review.json" "$SIGNED"
-warm="$(curl -sS --cacert "$WORK/ca.pem" -H 'Content-Type: application/json' --data-binary "@$WORK/signed-review.json" "$URL")"
+warm="$(curl --noproxy "*" -sS --cacert "$WORK/ca.pem" -H 'Content-Type: application/json' --data-binary "@$WORK/signed-review.json" "$URL")"
 python3 -c 'import json,sys; r=json.loads(sys.argv[1])["response"]; sys.exit(0 if r["allowed"] is True else 1)' "$warm" \
   || fail "the signed image was not admitted: $warm"
 
@@ -414,7 +416,7 @@ V_FILL=$(verdict "$FILLED_MIB" "<=" 200)
 
 cat <<EOF
 
-## trustgate load results ($(date -u +%Y-%m-%dT%H:%MZ), $(nproc) cores shared by client and server; cores ${BUSY_START}% busy with other work just before measuring, load average $LOADAVG at the end; $(git -C "$ROOT" rev-parse --short HEAD 2>/dev/null || echo '?')$(git -C "$ROOT" diff --quiet HEAD -- src 2>/dev/null || echo ' + uncommitted src changes'))
+## trustgate load results ($(date -u +%Y-%m-%dT%H:%MZ), $(nproc) cores shared by client and server; cores ${BUSY_START}% busy with other work just before measuring, load average $LOADAVG at the end; built from $REVISION)
 
 | measurement | result |
 |---|---|

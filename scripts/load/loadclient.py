@@ -48,6 +48,10 @@ OCI_CONFIG = "application/vnd.oci.image.config.v1+json"
 OCI_LAYER = "application/vnd.oci.image.layer.v1.tar"
 
 
+# Everything this script talks to is on 127.0.0.1: never through an http_proxy from the environment.
+NO_PROXY = urllib.request.build_opener(urllib.request.ProxyHandler({}))
+
+
 def die(msg):
     print(f"loadclient: {msg}", file=sys.stderr)
     sys.exit(1)
@@ -419,7 +423,7 @@ def cmd_ports(a):
 
 
 def cmd_metrics(a):
-    with urllib.request.urlopen(a.url, timeout=10) as r:
+    with NO_PROXY.open(a.url, timeout=10) as r:
         text = r.read().decode()
     wanted = {
         'trustgate_admission_requests_total{decision="allowed"}': "allowed",
@@ -440,7 +444,7 @@ def cmd_metrics(a):
 
 
 def registry_histograms(url):
-    with urllib.request.urlopen(url, timeout=10) as r:
+    with NO_PROXY.open(url, timeout=10) as r:
         text = r.read().decode()
     sums, counts = {}, {}
     prefix = "trustgate_registry_request_duration_seconds_"
@@ -479,7 +483,7 @@ def cmd_registry_latency(a):
 
 
 def admission_histogram(url):
-    with urllib.request.urlopen(url, timeout=10) as r:
+    with NO_PROXY.open(url, timeout=10) as r:
         text = r.read().decode()
     buckets, total, count = {}, 0.0, 0
     prefix = "trustgate_admission_duration_seconds_"
