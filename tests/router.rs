@@ -5,8 +5,9 @@
 //! the wire handling, field paths and modes; the registry-backed cases live in
 //! `tests/registry.rs` and `tests/server.rs`.
 
-use std::sync::Arc;
 use std::time::Duration;
+
+mod common;
 
 use axum::body::Body;
 use axum::http::{Request, StatusCode};
@@ -14,12 +15,7 @@ use http_body_util::BodyExt;
 use rstest::rstest;
 use serde_json::{json, Value};
 use tower::ServiceExt;
-use trustgate::cache::{CacheConfig, Caches};
-use trustgate::decision::Unmatched;
-use trustgate::engine::Engine;
-use trustgate::evidence::{RegistryClient, RegistryConfig};
-use trustgate::metrics::Metrics;
-use trustgate::policy::{parse_documents, PolicySet};
+use trustgate::evidence::RegistryConfig;
 use trustgate::server::{probe_router, router, AppState, Settings};
 
 const POLICIES: &str = r#"
@@ -48,20 +44,7 @@ spec:
 "#;
 
 fn state(settings: Settings) -> AppState {
-    let (policies, errors) = parse_documents(POLICIES);
-    assert!(errors.is_empty(), "{errors:?}");
-    let metrics = Arc::new(Metrics::default());
-    let registry =
-        RegistryClient::new(RegistryConfig { timeout: Duration::from_secs(1), ..Default::default() }, metrics.clone())
-            .unwrap();
-    let engine = Engine::new(
-        PolicySet::new(policies),
-        Arc::new(registry),
-        Caches::new(CacheConfig::default()),
-        Unmatched::Deny,
-        metrics.clone(),
-    );
-    AppState::new(Arc::new(engine), metrics, settings)
+    common::app_state(POLICIES, RegistryConfig { timeout: Duration::from_secs(1), ..Default::default() }, settings)
 }
 
 fn fixture(name: &str) -> Value {

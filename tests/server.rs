@@ -14,34 +14,15 @@ use hyper::body::Bytes;
 use hyper_util::rt::TokioIo;
 use rustls::pki_types::ServerName;
 use serde_json::{json, Value};
-use trustgate::cache::{CacheConfig, Caches};
-use trustgate::decision::Unmatched;
-use trustgate::engine::Engine;
-use trustgate::evidence::{RegistryClient, RegistryConfig};
-use trustgate::metrics::Metrics;
-use trustgate::policy::{parse_documents, PolicySet};
+use trustgate::evidence::RegistryConfig;
 use trustgate::server::tls::{self_signed, SelfSigned};
 use trustgate::server::{AppState, Bound, CertSource, Settings};
 
 use common::{KeyPair, KeyType, Registry};
 
 fn state(policies: &str, insecure: Vec<String>) -> AppState {
-    let (policies, errors) = parse_documents(policies);
-    assert!(errors.is_empty(), "{errors:?}");
-    let metrics = Arc::new(Metrics::default());
-    let registry = RegistryClient::new(
-        RegistryConfig { insecure, timeout: Duration::from_secs(3), ..Default::default() },
-        metrics.clone(),
-    )
-    .unwrap();
-    let engine = Engine::new(
-        PolicySet::new(policies),
-        Arc::new(registry),
-        Caches::new(CacheConfig::default()),
-        Unmatched::Deny,
-        metrics.clone(),
-    );
-    AppState::new(Arc::new(engine), metrics, Settings::default())
+    let registry = RegistryConfig { insecure, timeout: Duration::from_secs(3), ..Default::default() };
+    common::app_state(policies, registry, Settings::default())
 }
 
 /// A running server and the means to stop it.

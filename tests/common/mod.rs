@@ -334,14 +334,7 @@ impl Registry {
             std::fs::write(&config, text).expect("write registry config");
             let log_path = dir.path().join("registry.log");
             let log = std::fs::File::create(&log_path).expect("create registry log");
-            let mut child = Command::new(&tools.registry)
-                .arg("serve")
-                .arg(&config)
-                .stdin(Stdio::null())
-                .stdout(log.try_clone().expect("clone log handle"))
-                .stderr(log)
-                .spawn()
-                .unwrap_or_else(|e| panic!("cannot start {}: {e}", tools.registry.display()));
+            let mut child = spawn_registry(&tools.registry, &config, log);
             let ready_status = if htpasswd { 401 } else { 200 };
             match wait_until_ready(&mut child, &addr, &instance, ready_status) {
                 Ok(()) => return Registry { addr, credentials, child: Some(child), dir, tools },
@@ -613,14 +606,7 @@ impl Registry {
             std::fs::write(&config, text).expect("write TLS registry config");
             let log_path = dir.path().join("registry.log");
             let log = std::fs::File::create(&log_path).expect("create TLS registry log");
-            let mut child = Command::new(&tools.registry)
-                .arg("serve")
-                .arg(&config)
-                .stdin(Stdio::null())
-                .stdout(log.try_clone().expect("clone log handle"))
-                .stderr(log)
-                .spawn()
-                .unwrap_or_else(|e| panic!("cannot start {}: {e}", tools.registry.display()));
+            let mut child = spawn_registry(&tools.registry, &config, log);
             let expected = if self.credentials.is_some() { 401 } else { 200 };
             match wait_until_ready_tls(tools, &mut child, &addr, &instance, expected) {
                 Ok(()) => return TlsRegistry { addr, child: Some(child), dir },
@@ -1281,4 +1267,38 @@ pub fn rfc3339_utc(t: SystemTime) -> String {
     let month = if mp < 10 { mp + 3 } else { mp - 9 };
     let year = yoe + era * 400 + i64::from(month <= 2);
     format!("{year:04}-{month:02}-{day:02}T{:02}:{:02}:{:02}Z", rest / 3_600, rest / 60 % 60, rest % 60)
+}
+
+/// Starts `docker-registry serve CONFIG` with its output going to `log`.
+fn spawn_registry(binary: &Path, config: &Path, log: std::fs::File) -> Child {
+    Command::new(binary)
+        .arg("serve")
+        .arg(config)
+        .stdin(Stdio::null())
+        .stdout(log.try_clone().expect("clone log handle"))
+        .stderr(log)
+        .spawn()
+        .unwrap_or_else(|e| panic!("cannot start {}: {e}", binary.display()))
+}
+
+/// Webhook state over file policies (`policies_yaml`, which must be valid) and a real registry
+/// client configured by `registry`, for router and server tests.
+pub fn app_state(
+    policies_yaml: &str,
+    registry: trustgate::evidence::RegistryConfig,
+    settings: trustgate::server::Settings,
+) -> trustgate::server::AppState {
+    use std::sync::Arc;
+    let (policies, errors) = trustgate::policy::parse_documents(policies_yaml);
+    assert!(errors.is_empty(), "{errors:?}");
+    let metrics = Arc::new(trustgate::metrics::Metrics::default());
+    let client = trustgate::evidence::RegistryClient::new(registry, metrics.clone()).expect("registry client");
+    let engine = trustgate::engine::Engine::new(
+        trustgate::policy::PolicySet::new(policies),
+        Arc::new(client),
+        trustgate::cache::Caches::new(trustgate::cache::CacheConfig::default()),
+        trustgate::decision::Unmatched::Deny,
+        metrics.clone(),
+    );
+    trustgate::server::AppState::new(Arc::new(engine), metrics, settings)
 }
