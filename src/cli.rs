@@ -21,6 +21,7 @@ use crate::cache::{CacheConfig, Caches};
 use crate::decision::{Decision, Outcome, Unmatched};
 use crate::engine::Engine;
 use crate::evidence::bundle::{self, Authority, BundleError, BundleVerifier};
+use crate::evidence::keyless::TrustRoot;
 use crate::evidence::{Credentials, CredentialsError, Limits, RegistryClient, RegistryConfig, RegistryConfigError};
 use crate::images::{self, WorkloadImage};
 use crate::metrics::Metrics;
@@ -99,6 +100,23 @@ pub struct PolicyArgs {
     /// What to do with an image no policy matches.
     #[arg(long, value_enum, default_value = "deny", env = "TRUSTGATE_UNMATCHED")]
     pub unmatched: Unmatched,
+    /// A sigstore `trusted_root.json` for keyless authorities that name no `trustRoot`
+    /// (a private Fulcio and Rekor, or an air-gapped copy); without it, the Sigstore
+    /// public-good root shipped with trustgate. Read once at start; no network.
+    #[arg(long, value_name = "FILE", env = "TRUSTGATE_TRUST_ROOT")]
+    pub trust_root: Option<PathBuf>,
+}
+
+impl PolicyArgs {
+    /// Installs `--trust-root` as the default of keyless authorities; call before compiling policies.
+    fn install_trust_root(&self) -> Result<(), CliError> {
+        let Some(path) = &self.trust_root else { return Ok(()) };
+        let bad = |message: String| CliError::Config(vec![format!("--trust-root {}: {message}", path.display())]);
+        let json = std::fs::read_to_string(path).map_err(|e| bad(e.to_string()))?;
+        let root = TrustRoot::from_json(&json, format!("the trust root {}", path.display())).map_err(bad)?;
+        crate::policy::set_default_trust_root(root);
+        Ok(())
+    }
 }
 
 /// Decision cache settings.
@@ -323,6 +341,7 @@ fn file_engine(policy: &PolicyArgs, registry: &RegistryArgs) -> Result<Arc<Engin
     };
     let metrics = Arc::new(Metrics::default());
     let client = registry_client(registry, metrics.clone())?;
+    policy.install_trust_root()?;
     let policies = PolicySet::load_dir(dir)?;
     let caches = Caches::new(CacheConfig::default());
     Ok(Arc::new(Engine::new(policies, Arc::new(client), caches, policy.unmatched, metrics)))
@@ -368,6 +387,7 @@ pub async fn serve(args: ServeArgs) -> Result<(), CliError> {
         max_entries: args.cache.cache_size,
     };
     let registry = Arc::new(registry_client(&args.registry, metrics.clone())?);
+    args.policy.install_trust_root()?;
     let settings = Settings {
         max_body_bytes: args.max_request_bytes,
         default_timeout: args.default_timeout,

@@ -34,7 +34,8 @@ pub enum Finding {
     /// No signature exists for the digest.
     NotSigned { authorities: Vec<String> },
     /// Signatures exist, none verifies with a policy key.
-    UntrustedSignatures { found: usize, authorities: Vec<String> },
+    /// `reasons`: why certificate-signed ones were refused by keyless authorities.
+    UntrustedSignatures { found: usize, authorities: Vec<String>, reasons: Vec<String> },
     /// A policy key signed another digest; the signature was copied onto this image.
     SignedForAnotherDigest { signed_for: Vec<String>, authorities: Vec<String> },
     /// Fewer distinct authorities verified than the threshold.
@@ -89,10 +90,16 @@ impl Finding {
             Finding::NotSigned { authorities } => {
                 format!("no signature found; the policy requires one verified by {}", list(authorities))
             }
-            Finding::UntrustedSignatures { found, authorities } => format!(
+            Finding::UntrustedSignatures { found, authorities, reasons } if reasons.is_empty() => format!(
                 "{found} signature{} found, none verified by any of {} (signed with another key, or altered)",
                 if *found == 1 { "" } else { "s" },
                 list(authorities)
+            ),
+            Finding::UntrustedSignatures { found, authorities, reasons } => format!(
+                "{found} signature{} found, none verified by any of {}: {}",
+                if *found == 1 { "" } else { "s" },
+                list(authorities),
+                reasons.join("; ")
             ),
             Finding::SignedForAnotherDigest { signed_for, authorities } => format!(
                 "the signature by {} is for another image ({}), not this digest; a signature was copied",
@@ -519,7 +526,7 @@ mod tests {
         let findings = [
             Finding::DigestRequired,
             Finding::NotSigned { authorities: a.clone() },
-            Finding::UntrustedSignatures { found: 2, authorities: a.clone() },
+            Finding::UntrustedSignatures { found: 2, authorities: a.clone(), reasons: vec![] },
             Finding::SignedForAnotherDigest { signed_for: vec!["sha256:00".into()], authorities: a.clone() },
             Finding::ThresholdNotMet {
                 verified: a.clone(),

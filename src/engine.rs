@@ -17,8 +17,9 @@ use crate::decision::{
     decide, Decision, EvalError, Examined, Finding, ImageProblem, ImageResult, Outcome, PolicyResult, Unmatched,
     Verdict,
 };
-use crate::evidence::attest::{self, AttestationLayer};
-use crate::evidence::{cosign, sbom, slsa, Credentials, Registry, SignatureLayer};
+use crate::evidence::attest::{self, AttestationLayer, Rejected};
+use crate::evidence::bundle::{self, Claim};
+use crate::evidence::{cosign, sbom, slsa, BundleLayer, Credentials, Registry, SignatureLayer};
 use crate::images::{Digest, ImageRef, WorkloadImage};
 use crate::metrics::Metrics;
 use crate::policy::{predicate_type_matches, AttestationCheck, AttestationRule, Labels, Policy, PolicySet, TrustedKey};
@@ -186,6 +187,8 @@ impl Engine {
         }
         // Signatures are fetched at most once per image, and only on a cache miss.
         let fetched: tokio::sync::OnceCell<Result<Vec<SignatureLayer>, EvalError>> = tokio::sync::OnceCell::new();
+        // So are sigstore bundles (cosign v3), which hold signatures and attestations alike.
+        let fetched_bundles: tokio::sync::OnceCell<Result<Vec<BundleLayer>, EvalError>> = tokio::sync::OnceCell::new();
         for policy in matching {
             if let Some(why) = &policy.invalid {
                 eval.policies.push(result(policy, Outcome::Error(EvalError::InvalidPolicy(why.clone()))));
@@ -206,6 +209,12 @@ impl Engine {
                 let verify = async {
                     let mut outcome = Outcome::Passed { verified_by: Vec::new() };
                     let mut examined = Vec::new();
+                    let bundles = fetched_bundles
+                        .get_or_init(|| async {
+                            self.registry.bundles(&image, digest, pull).await.map_err(EvalError::from)
+                        })
+                        .await
+                        .clone()?;
                     if rule.threshold > 0 {
                         let layers = fetched
                             .get_or_init(|| async {
@@ -213,7 +222,7 @@ impl Engine {
                             })
                             .await
                             .clone()?;
-                        outcome = check_signatures(rule, digest, &layers);
+                        outcome = check_signatures(rule, digest, &layers, &bundles);
                     }
                     if !policy.attestations.is_empty() {
                         let layers = fetched_attestations
@@ -226,7 +235,8 @@ impl Engine {
                             .attestations
                             .iter()
                             .filter_map(|a| {
-                                check_attestation(rule, a, digest, &layers, std::time::SystemTime::now(), &mut examined)
+                                let now = std::time::SystemTime::now();
+                                check_attestation(rule, a, digest, &layers, &bundles, now, &mut examined)
                             })
                             .collect();
                         outcome = match outcome {
@@ -274,9 +284,39 @@ fn result(policy: &Policy, outcome: Outcome) -> PolicyResult {
     PolicyResult { policy: policy.name.clone(), mode: policy.mode, outcome, examined: Vec::new() }
 }
 
-/// Verifies signatures against one policy's keys and threshold.
-fn check_signatures(rule: &crate::policy::SignatureRule, digest: &Digest, layers: &[SignatureLayer]) -> Outcome {
-    let report = cosign::verify(&rule.keys, digest, layers);
+/// Verifies signatures (classic and in sigstore bundles) against one policy's authorities and threshold.
+fn check_signatures(
+    rule: &crate::policy::SignatureRule,
+    digest: &Digest,
+    layers: &[SignatureLayer],
+    bundles: &[BundleLayer],
+) -> Outcome {
+    let mut report = cosign::verify(&rule.keys, digest, layers);
+    for layer in bundles {
+        // Each authority on its own: the threshold counts distinct signers.
+        let mut claimed = false;
+        let mut signature = false;
+        for key in &rule.keys {
+            match bundle::verify_referrer(&[key], digest, layer) {
+                Ok((name, Claim::Signature)) => {
+                    report.verified_by(&name);
+                    (claimed, signature) = (true, true);
+                }
+                Ok((_, Claim::Attestation(_))) => claimed = true,
+                Err(Rejected::OtherSubject { .. }) => {
+                    report.other_digests.push("another digest, in a sigstore bundle".into());
+                    (claimed, signature) = (true, true);
+                }
+                Err(Rejected::Keyless(why)) => report.rejected(why),
+                Err(_) => {}
+            }
+        }
+        // An attestation is not a signature; a bundle no authority vouches for might be one.
+        if signature || !claimed {
+            report.examined += 1;
+        }
+    }
+    report.verified.sort_by_key(|name| rule.keys.iter().position(|k| &k.name == name));
     let authorities: Vec<String> = rule.keys.iter().map(|k| k.name.clone()).collect();
     if report.verified.len() >= rule.threshold {
         return Outcome::Passed { verified_by: report.verified };
@@ -288,25 +328,34 @@ fn check_signatures(rule: &crate::policy::SignatureRule, digest: &Digest, layers
     } else if !report.other_digests.is_empty() {
         Finding::SignedForAnotherDigest { signed_for: report.other_digests, authorities }
     } else {
-        Finding::UntrustedSignatures { found: report.examined, authorities }
+        Finding::UntrustedSignatures { found: report.examined, authorities, reasons: report.reasons }
     };
     Outcome::Failed(vec![finding])
 }
 
-/// Checks one required attestation against the image's attestation layers: `None` when a
-/// verified one of the right type, signed by an allowed authority, passes its checks.
+/// Checks one required attestation against the image's attestations (classic layers and
+/// sigstore bundles): `None` when a verified one of the right type, signed by an allowed
+/// authority, passes its checks.
 fn check_attestation(
     signatures: &crate::policy::SignatureRule,
     rule: &AttestationRule,
     digest: &Digest,
     layers: &[AttestationLayer],
+    bundles: &[BundleLayer],
     now: std::time::SystemTime,
     examined: &mut Vec<Examined>,
 ) -> Option<Finding> {
     let keys: Vec<&TrustedKey> = signatures.keys.iter().filter(|k| rule.authorities.contains(&k.name)).collect();
+    let classic = layers.iter().map(|layer| attest::verify(&keys, digest, layer));
+    let in_bundles = bundles.iter().filter_map(|layer| match bundle::verify_referrer(&keys, digest, layer) {
+        Ok((_, Claim::Attestation(statement))) => Some(Ok(statement)),
+        // A signature, or a bundle none of these authorities signed (it may be another's signature).
+        Ok((_, Claim::Signature)) | Err(Rejected::UntrustedSigner) => None,
+        Err(e) => Some(Err(e)),
+    });
     let mut rejected = Vec::new();
     let mut problems: Option<Vec<String>> = None;
-    for layer in layers {
+    for verified in classic.chain(in_bundles) {
         let record = |predicate_type: Option<&str>, signer: Option<&str>, accepted: bool, reason: String| Examined {
             attestation: rule.name.clone(),
             predicate_type: predicate_type.map(str::to_owned),
@@ -314,7 +363,7 @@ fn check_attestation(
             accepted,
             reason,
         };
-        let statement = match attest::verify(&keys, digest, layer) {
+        let statement = match verified {
             Ok(s) if predicate_type_matches(&rule.predicate_type, &s.predicate_type) => s,
             // Verified, but of another type: it answers another requirement.
             Ok(s) => {

@@ -111,3 +111,105 @@ fn the_identity_flags_and_the_digest_form_count() {
         assert!(stderr.contains(why), "{why}: {stderr}");
     }
 }
+
+/// A classic cosign keyless signature, rebuilt from the real public-good `happy-path-v0.1` case
+/// the way cosign lays one out in a `.sig` layer: the certificate and chain as PEM annotations,
+/// the Rekor entry with its signed entry timestamp as the `dev.sigstore.cosign/bundle`
+/// annotation, the signature beside the payload.
+fn classic_layer(signature_b64: &str) -> (trustgate::evidence::keyless::ClassicMaterial, Vec<u8>, String) {
+    use base64::Engine as _;
+    let b64 = base64::engine::general_purpose::STANDARD;
+    let bundle: serde_json::Value = serde_json::from_slice(
+        &std::fs::read(Path::new(CASES).join("happy-path-v0.1/bundle.sigstore.json")).expect("case bundle"),
+    )
+    .expect("case bundle is JSON");
+    let pem = |raw: &serde_json::Value| {
+        let der = b64.decode(raw["rawBytes"].as_str().unwrap()).unwrap();
+        let body = b64
+            .encode(der)
+            .as_bytes()
+            .chunks(64)
+            .map(|c| std::str::from_utf8(c).unwrap().to_owned())
+            .collect::<Vec<_>>();
+        format!("-----BEGIN CERTIFICATE-----\n{}\n-----END CERTIFICATE-----\n", body.join("\n"))
+    };
+    let certs = bundle["verificationMaterial"]["x509CertificateChain"]["certificates"].as_array().unwrap();
+    let entry = &bundle["verificationMaterial"]["tlogEntries"][0];
+    let rekor = serde_json::json!({
+        "SignedEntryTimestamp": entry["inclusionPromise"]["signedEntryTimestamp"],
+        "Payload": {
+            "body": entry["canonicalizedBody"],
+            "integratedTime": entry["integratedTime"].as_str().unwrap().parse::<i64>().unwrap(),
+            "logIndex": entry["logIndex"].as_str().unwrap().parse::<u64>().unwrap(),
+            "logID": hex::encode(b64.decode(entry["logId"]["keyId"].as_str().unwrap()).unwrap()),
+        }
+    });
+    let material = trustgate::evidence::keyless::ClassicMaterial {
+        certificate: Some(pem(&certs[0])),
+        chain: Some(certs[1..].iter().map(pem).collect()),
+        rekor_bundle: Some(rekor.to_string()),
+    };
+    let payload = std::fs::read(Path::new(CASES).join("a.txt")).expect("a.txt");
+    let signature = if signature_b64.is_empty() {
+        bundle["messageSignature"]["signature"].as_str().unwrap().to_owned()
+    } else {
+        signature_b64.to_owned()
+    };
+    (material, payload, signature)
+}
+
+/// The public-good root, the conformance identity, the log required.
+fn public_good_keyless() -> trustgate::evidence::keyless::Keyless {
+    use trustgate::evidence::keyless::{Identity, Keyless, Matcher, TrustRoot};
+    Keyless {
+        identities: vec![Identity {
+            issuer: Matcher::Exact(DEFAULT_ISSUER.into()),
+            subject: Matcher::regex(r"https://github\.com/sigstore-conformance/.+").unwrap(),
+        }],
+        trust_root: std::sync::Arc::new(TrustRoot::public_good().unwrap()),
+        require_log: true,
+    }
+}
+
+#[test]
+fn a_classic_keyless_signature_with_its_log_entry_verifies_and_a_forged_pairing_does_not() {
+    use trustgate::evidence::keyless::{classic_bundle, ClassicContent};
+    let keyless = public_good_keyless();
+    let (material, payload, signature) = classic_layer("");
+    let bundle = classic_bundle(&material, ClassicContent::Message { payload: &payload, signature_b64: &signature })
+        .expect("the classic layer converts");
+    let certified = keyless
+        .verify(&bundle, sigstore_types::Artifact::from_blob(&payload))
+        .expect("the real certificate, log entry and signature verify");
+    assert_eq!(certified.issuer, DEFAULT_ISSUER);
+    assert!(certified.signed_at.is_some(), "the log entry gives the signing time");
+
+    // The same real certificate and log entry, with a signature made by another key over the
+    // same payload: the certificate is genuine and the log entry is genuine, but neither is
+    // about this signature.
+    use base64::Engine as _;
+    use rcgen::SigningKey as _;
+    let forger = rcgen::KeyPair::generate().unwrap();
+    let forged = base64::engine::general_purpose::STANDARD.encode(forger.sign(&payload).unwrap());
+    let (material, payload, signature) = classic_layer(&forged);
+    let bundle = classic_bundle(&material, ClassicContent::Message { payload: &payload, signature_b64: &signature })
+        .expect("the forged layer converts");
+    let err = keyless.verify(&bundle, sigstore_types::Artifact::from_blob(&payload)).unwrap_err();
+    assert!(err.contains("did not verify"), "{err}");
+
+    // Without the log entry and with the log required: refused for that reason.
+    let (mut material, payload, signature) = classic_layer("");
+    material.rekor_bundle = None;
+    let bundle =
+        classic_bundle(&material, ClassicContent::Message { payload: &payload, signature_b64: &signature }).unwrap();
+    let err = keyless.verify(&bundle, sigstore_types::Artifact::from_blob(&payload)).unwrap_err();
+    assert!(err.contains("no transparency-log entry"), "{err}");
+    // And another identity is refused even with everything genuine.
+    let mut other = public_good_keyless();
+    other.identities[0].subject = trustgate::evidence::keyless::Matcher::Exact("https://github.com/acme/x".into());
+    let (material, payload, signature) = classic_layer("");
+    let bundle =
+        classic_bundle(&material, ClassicContent::Message { payload: &payload, signature_b64: &signature }).unwrap();
+    let err = other.verify(&bundle, sigstore_types::Artifact::from_blob(&payload)).unwrap_err();
+    assert!(err.contains("none of the authority's identities"), "{err}");
+}

@@ -10,8 +10,9 @@ use serde::Deserialize;
 use serde_json::Value;
 
 use super::cosign::signature_verifies;
+use super::keyless::{classic_bundle, ClassicContent, ClassicMaterial};
 use crate::images::Digest;
-use crate::policy::TrustedKey;
+use crate::policy::{Signer, TrustedKey};
 
 /// The DSSE payload type of an in-toto statement.
 pub const IN_TOTO_PAYLOAD_TYPE: &str = "application/vnd.in-toto+json";
@@ -24,6 +25,8 @@ pub struct AttestationLayer {
     pub envelope: Vec<u8>,
     /// Set, with the envelope left unread, when the layer is over trustgate's size cap.
     pub too_large: Option<String>,
+    /// The certificate material of a keyless attestation (empty for a key attestation).
+    pub material: ClassicMaterial,
 }
 
 #[derive(Deserialize)]
@@ -72,6 +75,8 @@ pub enum Rejected {
     Malformed(String),
     /// No signature verifies with any of the allowed keys.
     UntrustedSigner,
+    /// A certificate-signed envelope that no allowed keyless authority accepted, and why.
+    Keyless(String),
     /// Signed by an allowed key, but for another image.
     OtherSubject { predicate_type: String },
     /// Not read: over the size cap.
@@ -83,6 +88,7 @@ impl std::fmt::Display for Rejected {
         match self {
             Rejected::Malformed(m) => write!(f, "not a DSSE in-toto attestation: {m}"),
             Rejected::UntrustedSigner => f.write_str("signed by none of the allowed authorities (or altered)"),
+            Rejected::Keyless(why) => f.write_str(why),
             Rejected::OtherSubject { predicate_type } => {
                 write!(f, "{predicate_type} attestation for another image digest (copied?)")
             }
@@ -111,19 +117,57 @@ pub fn verify(keys: &[&TrustedKey], digest: &Digest, layer: &AttestationLayer) -
         .decode(envelope.payload.trim())
         .map_err(|e| Rejected::Malformed(format!("payload is not base64: {e}")))?;
     let message = pae(&envelope.payload_type, &payload);
-    let signer = keys
-        .iter()
-        .find(|k| envelope.signatures.iter().any(|s| signature_verifies(&k.key, &s.sig, &message)))
-        .ok_or(Rejected::UntrustedSigner)?;
+    let signer = find_signer(keys, digest, layer, &envelope, &message)?;
     // Verified: from here on the statement is the signer's word.
+    bound_statement(&signer.name, &payload, digest)
+}
+
+/// The first allowed authority whose key or certificate identity signed the envelope.
+fn find_signer<'k>(
+    keys: &[&'k TrustedKey],
+    digest: &Digest,
+    layer: &AttestationLayer,
+    envelope: &Envelope,
+    message: &[u8],
+) -> Result<&'k TrustedKey, Rejected> {
+    let mut keyless_reason = None;
+    for k in keys {
+        match &k.signer {
+            Signer::Key { key, .. } => {
+                if envelope.signatures.iter().any(|s| signature_verifies(key, &s.sig, message)) {
+                    return Ok(k);
+                }
+            }
+            Signer::Keyless(keyless) if layer.material.certificate.is_some() => {
+                let verified = classic_bundle(&layer.material, ClassicContent::Dsse { envelope: &layer.envelope })
+                    .and_then(|bundle| keyless.verify(&bundle, sha256_artifact(digest)));
+                match verified {
+                    Ok(_) => return Ok(k),
+                    Err(why) => keyless_reason = Some(format!("{}: {why}", k.name)),
+                }
+            }
+            Signer::Keyless(_) => {}
+        }
+    }
+    Err(keyless_reason.map_or(Rejected::UntrustedSigner, Rejected::Keyless))
+}
+
+/// The image digest as the artifact a DSSE bundle's subject must name.
+pub(crate) fn sha256_artifact(digest: &Digest) -> sigstore_types::Artifact<'static> {
+    let bytes: [u8; 32] = hex::decode(digest.hex()).ok().and_then(|b| b.try_into().ok()).unwrap_or([0; 32]);
+    sigstore_types::Artifact::from_digest(sigstore_types::Sha256Hash::new(bytes))
+}
+
+/// Parses a *verified* in-toto statement and requires it to name `digest` as a subject.
+pub(crate) fn bound_statement(signer: &str, payload: &[u8], digest: &Digest) -> Result<VerifiedStatement, Rejected> {
     let statement: Statement =
-        serde_json::from_slice(&payload).map_err(|e| Rejected::Malformed(format!("statement: {e}")))?;
+        serde_json::from_slice(payload).map_err(|e| Rejected::Malformed(format!("statement: {e}")))?;
     let ours = statement.subject.iter().any(|s| s.digest.get("sha256").is_some_and(|h| h == digest.hex()));
     if !ours {
         return Err(Rejected::OtherSubject { predicate_type: statement.predicate_type });
     }
     Ok(VerifiedStatement {
-        signer: signer.name.clone(),
+        signer: signer.to_owned(),
         predicate_type: statement.predicate_type,
         predicate: statement.predicate,
     })
@@ -147,7 +191,7 @@ pub(crate) mod tests {
             "signatures": [{"keyid": "", "sig": sig}]
         }))
         .unwrap();
-        AttestationLayer { digest: Digest::of(&envelope), envelope, too_large: None }
+        AttestationLayer { digest: Digest::of(&envelope), envelope, too_large: None, material: Default::default() }
     }
 
     pub(crate) fn statement(digest: &Digest, predicate_type: &str, predicate: Value) -> Value {
@@ -191,10 +235,19 @@ pub(crate) mod tests {
         let forged =
             serde_json::to_vec(&statement(&d, "https://slsa.dev/provenance/v1", json!({"evil": true}))).unwrap();
         env["payload"] = json!(b64.encode(forged));
-        let tampered =
-            AttestationLayer { digest: Digest::of(b"t"), envelope: serde_json::to_vec(&env).unwrap(), too_large: None };
+        let tampered = AttestationLayer {
+            digest: Digest::of(b"t"),
+            envelope: serde_json::to_vec(&env).unwrap(),
+            too_large: None,
+            material: Default::default(),
+        };
         assert_eq!(verify(&[&k.trusted("k")], &d, &tampered), Err(Rejected::UntrustedSigner));
-        let garbage = AttestationLayer { digest: Digest::of(b"g"), envelope: b"<html>".to_vec(), too_large: None };
+        let garbage = AttestationLayer {
+            digest: Digest::of(b"g"),
+            envelope: b"<html>".to_vec(),
+            too_large: None,
+            material: Default::default(),
+        };
         assert!(matches!(verify(&[&k.trusted("k")], &d, &garbage), Err(Rejected::Malformed(_))));
     }
 }

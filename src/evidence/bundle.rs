@@ -14,7 +14,120 @@ use sigstore_trust_root::{SigstoreInstance, TrustedRoot};
 use sigstore_types::{Bundle, DerPublicKey, Sha256Hash};
 use sigstore_verify::{Policy, PublicKeyVerificationPolicy, VerificationPolicy, Verifier};
 
+use base64::Engine as _;
+use sigstore_types::SignatureContent;
+
+use super::attest::{bound_statement, pae, sha256_artifact, Rejected, VerifiedStatement, IN_TOTO_PAYLOAD_TYPE};
+use super::cosign::signature_verifies;
+use super::BundleLayer;
 use crate::images::Digest;
+use crate::policy::{Signer, TrustedKey};
+
+/// The predicate type of the in-toto statement cosign v3 signs an image with: a signature,
+/// not an attestation.
+pub const COSIGN_SIGN_PREDICATE: &str = "https://sigstore.dev/cosign/sign/v1";
+
+/// What a verified referrer bundle vouches for.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Claim {
+    /// A signature over this image digest (a message signature, or a cosign sign statement).
+    Signature,
+    /// An attestation about this image digest.
+    Attestation(VerifiedStatement),
+}
+
+/// Verifies a referrer bundle against the first of `authorities` that signed it, then binds it
+/// to `digest`: the statement is read only after its signature verified. Returns the
+/// authority's name and what the bundle says.
+pub fn verify_referrer(
+    authorities: &[&TrustedKey],
+    digest: &Digest,
+    layer: &BundleLayer,
+) -> Result<(String, Claim), Rejected> {
+    if let Some(m) = &layer.too_large {
+        return Err(Rejected::TooLarge(m.clone()));
+    }
+    let bundle: Bundle =
+        serde_json::from_slice(&layer.bytes).map_err(|e| Rejected::Malformed(format!("not a sigstore bundle: {e}")))?;
+    let mut keyless_reason = None;
+    let mut signer = None;
+    for authority in authorities {
+        match &authority.signer {
+            Signer::Key { key, pem } => {
+                if key_signed(key, pem, &bundle, digest) {
+                    signer = Some(authority);
+                    break;
+                }
+            }
+            Signer::Keyless(keyless) => {
+                if bundle.signing_certificate().is_none() {
+                    continue;
+                }
+                match keyless.verify(&bundle, sha256_artifact(digest)) {
+                    Ok(_) => {
+                        signer = Some(authority);
+                        break;
+                    }
+                    Err(why) => keyless_reason = Some(format!("{}: {why}", authority.name)),
+                }
+            }
+        }
+    }
+    let signer = signer.ok_or_else(|| keyless_reason.map_or(Rejected::UntrustedSigner, Rejected::Keyless))?;
+    // Verified: from here on the bundle's content is the signer's word.
+    match &bundle.content {
+        SignatureContent::MessageSignature(m) => {
+            if m.message_digest.as_ref().is_some_and(|d| d.digest.as_bytes() == digest_bytes(digest)) {
+                Ok((signer.name.clone(), Claim::Signature))
+            } else {
+                Err(Rejected::OtherSubject { predicate_type: "message signature".into() })
+            }
+        }
+        SignatureContent::DsseEnvelope(envelope) => {
+            if envelope.payload_type != IN_TOTO_PAYLOAD_TYPE {
+                return Err(Rejected::Malformed(format!("payload type {:?}", envelope.payload_type)));
+            }
+            let statement = bound_statement(&signer.name, envelope.payload.as_bytes(), digest)?;
+            if statement.predicate_type == COSIGN_SIGN_PREDICATE {
+                Ok((signer.name.clone(), Claim::Signature))
+            } else {
+                Ok((signer.name.clone(), Claim::Attestation(statement)))
+            }
+        }
+        _ => Err(Rejected::Malformed("neither a message signature nor a DSSE envelope".into())),
+    }
+}
+
+fn digest_bytes(digest: &Digest) -> Vec<u8> {
+    hex::decode(digest.hex()).unwrap_or_default()
+}
+
+/// Did the policy key sign this bundle? Any log entry it carries is not needed: like a classic
+/// key signature, a key bundle is trusted by its key alone (its `publicKey` hint is ignored).
+fn key_signed(key: &sigstore::crypto::CosignVerificationKey, pem: &str, bundle: &Bundle, digest: &Digest) -> bool {
+    match &bundle.content {
+        SignatureContent::DsseEnvelope(envelope) => {
+            let sig = base64::engine::general_purpose::STANDARD.encode(envelope.signature.sig.as_bytes());
+            signature_verifies(key, &sig, &pae(&envelope.payload_type, envelope.payload.as_bytes()))
+        }
+        SignatureContent::MessageSignature(m) => {
+            let digest = digest_bytes(digest);
+            if m.message_digest.as_ref().is_none_or(|d| d.digest.as_bytes() != digest.as_slice()) {
+                return false;
+            }
+            let Ok(der) = DerPublicKey::from_pem(pem) else { return false };
+            let Ok(algorithm) = sigstore_verify::crypto::KeyAlgorithm::from_spki(&der) else { return false };
+            sigstore_verify::crypto::verify_signature_prehashed(
+                &der,
+                &digest,
+                &m.signature,
+                algorithm.default_signing_scheme(),
+            )
+            .is_ok()
+        }
+        _ => false,
+    }
+}
 
 /// Largest bundle read; real bundles are a few KiB (a certificate chain and a log entry).
 pub const MAX_BUNDLE_BYTES: usize = 4 << 20;

@@ -9,9 +9,10 @@ use base64::Engine as _;
 use serde::Deserialize;
 use sigstore::crypto::{CosignVerificationKey, Signature};
 
+use super::keyless::{classic_bundle, ClassicContent};
 use super::SignatureLayer;
 use crate::images::Digest;
-use crate::policy::TrustedKey;
+use crate::policy::{Signer, TrustedKey};
 
 /// The `critical.type` of a cosign image signature payload.
 pub const SIMPLE_SIGNING_TYPE: &str = "cosign container image signature";
@@ -26,6 +27,24 @@ pub struct SignatureReport {
     /// Digests named by payloads that verified against a policy key but were made for
     /// another image (a copied signature).
     pub other_digests: Vec<String>,
+    /// Why certificate-signed signatures were not accepted by keyless authorities, each once.
+    pub reasons: Vec<String>,
+}
+
+impl SignatureReport {
+    /// Records that `authority` verified a signature over this digest.
+    pub fn verified_by(&mut self, authority: &str) {
+        if !self.verified.iter().any(|v| v == authority) {
+            self.verified.push(authority.to_owned());
+        }
+    }
+
+    /// Records why a signature was not accepted.
+    pub fn rejected(&mut self, reason: String) {
+        if !self.reasons.contains(&reason) {
+            self.reasons.push(reason);
+        }
+    }
 }
 
 #[derive(Deserialize)]
@@ -51,8 +70,24 @@ pub fn verify(keys: &[TrustedKey], digest: &Digest, layers: &[SignatureLayer]) -
     let mut report = SignatureReport { examined: layers.len(), ..Default::default() };
     for key in keys {
         for layer in layers {
-            if !signature_verifies(&key.key, &layer.signature, &layer.payload) {
-                continue;
+            match &key.signer {
+                Signer::Key { key, .. } => {
+                    if !signature_verifies(key, &layer.signature, &layer.payload) {
+                        continue;
+                    }
+                }
+                // A keyless authority needs the certificate; a key-signed layer is not its.
+                Signer::Keyless(_) if layer.material.certificate.is_none() => continue,
+                Signer::Keyless(keyless) => {
+                    let content = ClassicContent::Message { payload: &layer.payload, signature_b64: &layer.signature };
+                    let verified = classic_bundle(&layer.material, content).and_then(|bundle| {
+                        keyless.verify(&bundle, sigstore_types::Artifact::from_blob(&layer.payload))
+                    });
+                    if let Err(why) = verified {
+                        report.rejected(format!("{}: {why}", key.name));
+                        continue;
+                    }
+                }
             }
             // Verified: from here on the payload is the signer's word.
             match serde_json::from_slice::<SimpleSigning>(&layer.payload) {
@@ -60,7 +95,7 @@ pub fn verify(keys: &[TrustedKey], digest: &Digest, layers: &[SignatureLayer]) -
                     if p.critical.kind == SIMPLE_SIGNING_TYPE
                         && p.critical.image.docker_manifest_digest == digest.as_str() =>
                 {
-                    report.verified.push(key.name.clone());
+                    report.verified_by(&key.name);
                     break;
                 }
                 Ok(p) if p.critical.kind == SIMPLE_SIGNING_TYPE => {
@@ -122,7 +157,10 @@ pub(crate) mod tests {
         pub(crate) fn trusted(&self, name: &str) -> TrustedKey {
             TrustedKey {
                 name: name.into(),
-                key: CosignVerificationKey::try_from_pem(self.public_pem.as_bytes()).unwrap(),
+                signer: Signer::Key {
+                    key: CosignVerificationKey::try_from_pem(self.public_pem.as_bytes()).unwrap(),
+                    pem: self.public_pem.clone(),
+                },
             }
         }
         pub(crate) fn sign(&self, payload: &[u8]) -> SignatureLayer {
@@ -131,6 +169,7 @@ pub(crate) mod tests {
                 digest: Digest::of(payload),
                 payload: payload.to_vec(),
                 signature: base64::engine::general_purpose::STANDARD.encode(sig),
+                material: Default::default(),
             }
         }
     }
@@ -167,7 +206,10 @@ pub(crate) mod tests {
         // SPKI: SEQUENCE { SEQUENCE { OID 1.3.101.112 } BIT STRING key }
         let mut spki = vec![0x30, 0x2a, 0x30, 0x05, 0x06, 0x03, 0x2b, 0x65, 0x70, 0x03, 0x21, 0x00];
         spki.extend_from_slice(signing.verifying_key().as_bytes());
-        let key = TrustedKey { name: "ed".into(), key: CosignVerificationKey::try_from_der(&spki).unwrap() };
+        let key = TrustedKey {
+            name: "ed".into(),
+            signer: Signer::Key { key: CosignVerificationKey::try_from_der(&spki).unwrap(), pem: String::new() },
+        };
         let d = digest(1);
         let p = payload(d.as_str());
         let sig = signing.sign_prehashed(Sha512::new().chain_update(&p), None).unwrap();
@@ -175,6 +217,7 @@ pub(crate) mod tests {
             digest: Digest::of(&p),
             payload: p.clone(),
             signature: base64::engine::general_purpose::STANDARD.encode(sig.to_bytes()),
+            material: Default::default(),
         };
         assert_eq!(verify(std::slice::from_ref(&key), &d, std::slice::from_ref(&layer)).verified, vec!["ed"]);
         let mut altered = layer;

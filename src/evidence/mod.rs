@@ -9,6 +9,7 @@ pub mod attest;
 mod auth;
 pub mod bundle;
 pub mod cosign;
+pub mod keyless;
 pub mod pull_secrets;
 mod registry;
 pub mod sbom;
@@ -34,6 +35,21 @@ pub struct SignatureLayer {
     pub payload: Vec<u8>,
     /// The `dev.cosignproject.cosign/signature` annotation.
     pub signature: String,
+    /// The certificate material of a keyless signature (empty for a key signature).
+    pub material: keyless::ClassicMaterial,
+}
+
+/// A sigstore bundle attached to an image as an OCI referrer (through the referrers API or its
+/// tag-schema fallback). The client has checked the referrer manifest's subject and the bytes'
+/// digest; nothing in the bundle is trusted until it verifies (see [`bundle::verify_referrer`]).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct BundleLayer {
+    /// Digest of the referrer (artifact) manifest.
+    pub manifest: Digest,
+    /// The bundle JSON.
+    pub bytes: Vec<u8>,
+    /// Set, with the bundle left unread, when it is over trustgate's size cap.
+    pub too_large: Option<String>,
 }
 
 /// Reads evidence from registries. `pull` holds the credentials of the workload's pull
@@ -58,6 +74,16 @@ pub trait Registry: Send + Sync {
         digest: &Digest,
         pull: &Credentials,
     ) -> Result<Vec<attest::AttestationLayer>, RegistryError>;
+    /// The sigstore bundles (cosign v3 signatures and attestations) that refer to `digest`;
+    /// empty when there are none.
+    async fn bundles(
+        &self,
+        _image: &ImageRef,
+        _digest: &Digest,
+        _pull: &Credentials,
+    ) -> Result<Vec<BundleLayer>, RegistryError> {
+        Ok(Vec::new())
+    }
 }
 
 /// A registry could not give a trustworthy answer. Each variant has its own message, distinct

@@ -14,7 +14,8 @@ use serde::Deserialize;
 
 use super::attest::AttestationLayer;
 use super::auth::{parse_challenge, Challenge, Credentials};
-use super::{Registry, RegistryError, SignatureLayer};
+use super::keyless::ClassicMaterial;
+use super::{BundleLayer, Registry, RegistryError, SignatureLayer};
 use crate::images::{Digest, ImageRef, DEFAULT_REGISTRY};
 use crate::metrics::Metrics;
 
@@ -25,6 +26,30 @@ const MANIFEST_ACCEPT: &str = "application/vnd.oci.image.index.v1+json, applicat
 const SIMPLE_SIGNING_MEDIA_TYPE: &str = "application/vnd.dev.cosign.simplesigning.v1+json";
 /// The layer media type of a classic cosign attestation.
 const DSSE_MEDIA_TYPE: &str = "application/vnd.dsse.envelope.v1+json";
+/// The OCI image index (a referrers list, a fallback tag) and image manifest media types.
+const OCI_INDEX: &str = "application/vnd.oci.image.index.v1+json";
+const OCI_MANIFEST: &str = "application/vnd.oci.image.manifest.v1+json";
+/// The empty config of an artifact manifest, which lax registries report as its artifactType.
+const OCI_EMPTY: &str = "application/vnd.oci.empty.v1+json";
+/// Largest referrer (bundle artifact) manifest read; cosign's are under 1 KiB.
+const REFERRER_MANIFEST_BYTES: usize = 64 << 10;
+/// Most referrer list pages followed, and most descriptors read in all of them.
+const REFERRER_PAGES: usize = 8;
+const REFERRER_DESCRIPTORS: usize = 256;
+
+/// Is `media_type` a sigstore bundle's (v0.1–v0.3, both spellings)?
+fn is_bundle_type(media_type: &str) -> bool {
+    matches!(
+        media_type,
+        "application/vnd.dev.sigstore.bundle.v0.3+json"
+            | "application/vnd.dev.sigstore.bundle.v0.2+json"
+            | "application/vnd.dev.sigstore.bundle.v0.1+json"
+            | "application/vnd.dev.sigstore.bundle+json;version=0.3"
+            | "application/vnd.dev.sigstore.bundle+json;version=0.2"
+            | "application/vnd.dev.sigstore.bundle+json;version=0.1"
+    )
+}
+
 /// The annotation holding a classic cosign signature.
 const SIGNATURE_ANNOTATION: &str = "dev.cosignproject.cosign/signature";
 
@@ -106,9 +131,21 @@ pub struct RegistryClient {
 }
 
 #[derive(Deserialize)]
+#[serde(rename_all = "camelCase")]
 struct Manifest {
     #[serde(default)]
     layers: Vec<Descriptor>,
+    #[serde(default)]
+    artifact_type: Option<String>,
+    #[serde(default)]
+    subject: Option<Descriptor>,
+}
+
+/// A referrers list or a referrers fallback tag.
+#[derive(Deserialize)]
+struct Index {
+    #[serde(default)]
+    manifests: Vec<Descriptor>,
 }
 
 #[derive(Deserialize)]
@@ -119,6 +156,8 @@ struct Descriptor {
     size: u64,
     #[serde(default)]
     annotations: HashMap<String, String>,
+    #[serde(default)]
+    artifact_type: Option<String>,
 }
 
 #[derive(Deserialize)]
@@ -462,6 +501,184 @@ impl RegistryClient {
     }
 }
 
+impl RegistryClient {
+    /// The descriptors that refer to `digest`: the OCI 1.1 referrers API, its `Link` pages
+    /// followed on the same registry; or, when the registry has no such API, the referrers
+    /// tag-schema fallback (`sha256-<hex>`). Nothing here is trusted yet.
+    async fn referrers(
+        &self,
+        image: &ImageRef,
+        digest: &Digest,
+        pull: &Credentials,
+    ) -> Result<Vec<Descriptor>, RegistryError> {
+        let mut path = format!("referrers/{digest}");
+        let mut out = Vec::new();
+        for page in 0.. {
+            if page == REFERRER_PAGES {
+                return Err(RegistryError::TooLarge {
+                    host: image.registry.clone(),
+                    what: format!("more than {REFERRER_PAGES} pages of referrers for {digest}"),
+                    limit: format!("{REFERRER_PAGES} pages"),
+                });
+            }
+            let response = self.call("referrers", image, Method::GET, &path, Some(OCI_INDEX), pull).await?;
+            let status = response.status();
+            if page == 0
+                && matches!(
+                    status,
+                    StatusCode::NOT_FOUND
+                        | StatusCode::BAD_REQUEST
+                        | StatusCode::METHOD_NOT_ALLOWED
+                        | StatusCode::NOT_ACCEPTABLE
+                )
+            {
+                return self.referrers_fallback(image, digest, pull).await;
+            }
+            if !status.is_success() {
+                return Err(Self::status_error(image, &path, "the referrers list", status));
+            }
+            let next = response
+                .headers()
+                .get(reqwest::header::LINK)
+                .and_then(|v| v.to_str().ok())
+                .map(|link| self.next_page(image, link))
+                .transpose()?
+                .flatten();
+            let body =
+                self.read_capped(&image.registry, response, self.limits.manifest_bytes, "a referrers list").await?;
+            let index: Index = serde_json::from_slice(&body).map_err(|e| self.invalid(image, "referrers list", e))?;
+            out.extend(index.manifests);
+            if out.len() > REFERRER_DESCRIPTORS {
+                return Err(RegistryError::TooLarge {
+                    host: image.registry.clone(),
+                    what: format!("more than {REFERRER_DESCRIPTORS} referrers for {digest}"),
+                    limit: format!("{REFERRER_DESCRIPTORS} referrers"),
+                });
+            }
+            match next {
+                Some(p) => path = p,
+                None => break,
+            }
+        }
+        Ok(out)
+    }
+
+    /// The `rel="next"` target of a `Link` header, as a path under the repository; only a
+    /// referrers URL of the same registry and repository is followed.
+    fn next_page(&self, image: &ImageRef, link: &str) -> Result<Option<String>, RegistryError> {
+        let Some(target) = link
+            .split(',')
+            .find(|part| part.contains("rel=\"next\"") || part.contains("rel=next"))
+            .and_then(|part| part.trim().strip_prefix('<'))
+            .and_then(|part| part.split_once('>'))
+            .map(|(url, _)| url.trim())
+        else {
+            return Ok(None);
+        };
+        let prefix = format!("/v2/{}/", image.repository);
+        let base = self.base_url(&image.registry);
+        let path = target.strip_prefix(&base).unwrap_or(target);
+        match path.strip_prefix(&prefix) {
+            Some(rest) if rest.starts_with("referrers/") => Ok(Some(rest.to_owned())),
+            _ => Err(self.invalid(
+                image,
+                "referrers list",
+                format!("its next page {target:?} is not a referrers URL of this repository on this registry"),
+            )),
+        }
+    }
+
+    /// The referrers tag-schema fallback: an index tagged `sha256-<hex>`.
+    async fn referrers_fallback(
+        &self,
+        image: &ImageRef,
+        digest: &Digest,
+        pull: &Credentials,
+    ) -> Result<Vec<Descriptor>, RegistryError> {
+        let path = format!("manifests/sha256-{}", digest.hex());
+        let response = self.call("referrers", image, Method::GET, &path, Some(OCI_INDEX), pull).await?;
+        match response.status() {
+            StatusCode::NOT_FOUND => return Ok(Vec::new()),
+            s if s.is_success() => {}
+            s => return Err(Self::status_error(image, &path, "the referrers fallback tag", s)),
+        }
+        let body = self.read_capped(&image.registry, response, self.limits.manifest_bytes, "a referrers index").await?;
+        let index: Index = serde_json::from_slice(&body).map_err(|e| self.invalid(image, "referrers index", e))?;
+        if index.manifests.len() > REFERRER_DESCRIPTORS {
+            return Err(RegistryError::TooLarge {
+                host: image.registry.clone(),
+                what: format!("{} referrers for {digest}", index.manifests.len()),
+                limit: format!("{REFERRER_DESCRIPTORS} referrers"),
+            });
+        }
+        Ok(index.manifests)
+    }
+
+    /// One referrer that may be a sigstore bundle: its manifest (checked against its digest,
+    /// its subject must be `digest`) and its one bundle layer. `None` when it is something else.
+    async fn bundle(
+        &self,
+        image: &ImageRef,
+        digest: &Digest,
+        referrer: &Descriptor,
+        pull: &Credentials,
+    ) -> Result<Option<BundleLayer>, RegistryError> {
+        let manifest_digest =
+            Digest::parse(&referrer.digest).map_err(|e| self.invalid(image, "referrer descriptor", e))?;
+        if referrer.size > REFERRER_MANIFEST_BYTES as u64 {
+            return Ok(None);
+        }
+        let path = format!("manifests/{manifest_digest}");
+        let response = self.call("referrers", image, Method::GET, &path, Some(OCI_MANIFEST), pull).await?;
+        match response.status() {
+            // Listed but gone (deleted since): nothing to read.
+            StatusCode::NOT_FOUND => return Ok(None),
+            s if s.is_success() => {}
+            s => return Err(Self::status_error(image, &path, "a referrer manifest", s)),
+        }
+        let body = self.read_capped(&image.registry, response, REFERRER_MANIFEST_BYTES, "a referrer manifest").await?;
+        if Digest::of(&body) != manifest_digest {
+            return Err(self.invalid(
+                image,
+                "referrer manifest",
+                format!("its content does not match its digest {manifest_digest}"),
+            ));
+        }
+        let Ok(manifest) = serde_json::from_slice::<Manifest>(&body) else { return Ok(None) };
+        // A referrers list (or a fallback tag anyone can push) may name anything: the manifest
+        // itself must say it refers to this image.
+        if manifest.subject.as_ref().map(|s| s.digest.as_str()) != Some(digest.as_str()) {
+            return Ok(None);
+        }
+        let bundle_layers: Vec<&Descriptor> =
+            manifest.layers.iter().filter(|l| is_bundle_type(&l.media_type)).collect();
+        let is_bundle = manifest.artifact_type.as_deref().is_some_and(is_bundle_type) || !bundle_layers.is_empty();
+        let [layer] = bundle_layers.as_slice() else { return Ok(None) };
+        if !is_bundle {
+            return Ok(None);
+        }
+        match self.blob(image, layer, self.limits.attestation_bytes, "sigstore bundle", pull).await {
+            Ok((_, bytes)) => Ok(Some(BundleLayer { manifest: manifest_digest, bytes, too_large: None })),
+            Err(e @ RegistryError::TooLarge { .. }) => {
+                Ok(Some(BundleLayer { manifest: manifest_digest, bytes: Vec::new(), too_large: Some(e.to_string()) }))
+            }
+            Err(e) => Err(e),
+        }
+    }
+}
+
+/// The keyless material cosign puts in a classic layer's annotations (capped: a certificate
+/// chain and a log entry are a few KiB).
+fn classic_material(layer: &Descriptor) -> ClassicMaterial {
+    const MAX: usize = 64 << 10;
+    let get = |name: &str| layer.annotations.get(name).filter(|v| v.len() <= MAX).cloned();
+    ClassicMaterial {
+        certificate: get("dev.sigstore.cosign/certificate"),
+        chain: get("dev.sigstore.cosign/chain"),
+        rekor_bundle: get("dev.sigstore.cosign/bundle"),
+    }
+}
+
 #[async_trait]
 impl Registry for RegistryClient {
     async fn resolve(&self, image: &ImageRef, pull: &Credentials) -> Result<Digest, RegistryError> {
@@ -500,7 +717,7 @@ impl Registry for RegistryClient {
         try_join_all(layers.iter().map(|l| async move {
             let (digest, payload) = self.blob(image, l, limit, "signature payload", pull).await?;
             let signature = l.annotations.get(SIGNATURE_ANNOTATION).cloned().unwrap_or_default();
-            Ok(SignatureLayer { digest, payload, signature })
+            Ok(SignatureLayer { digest, payload, signature, material: classic_material(l) })
         }))
         .await
     }
@@ -516,16 +733,48 @@ impl Registry for RegistryClient {
         let limit = self.limits.attestation_bytes;
         try_join_all(layers.iter().map(|l| async move {
             match self.blob(image, l, limit, "attestation", pull).await {
-                Ok((digest, envelope)) => Ok(AttestationLayer { digest, envelope, too_large: None }),
+                Ok((digest, envelope)) => {
+                    Ok(AttestationLayer { digest, envelope, too_large: None, material: classic_material(l) })
+                }
                 // One oversized envelope is that envelope's problem, not the image's: it is
                 // reported as not accepted, and the others are still examined.
                 Err(e @ RegistryError::TooLarge { .. }) => {
                     let digest = Digest::parse(&l.digest).unwrap_or_else(|_| Digest::of(l.digest.as_bytes()));
-                    Ok(AttestationLayer { digest, envelope: Vec::new(), too_large: Some(e.to_string()) })
+                    Ok(AttestationLayer {
+                        digest,
+                        envelope: Vec::new(),
+                        too_large: Some(e.to_string()),
+                        material: ClassicMaterial::default(),
+                    })
                 }
                 Err(e) => Err(e),
             }
         }))
         .await
+    }
+
+    async fn bundles(
+        &self,
+        image: &ImageRef,
+        digest: &Digest,
+        pull: &Credentials,
+    ) -> Result<Vec<BundleLayer>, RegistryError> {
+        let referrers = self.referrers(image, digest, pull).await?;
+        // Descriptors are hints: keep image manifests that say they are bundles, or that say
+        // nothing better (lax registries report the empty config type); the manifest decides.
+        let candidates: Vec<&Descriptor> = referrers
+            .iter()
+            .filter(|d| d.media_type == OCI_MANIFEST)
+            .filter(|d| d.artifact_type.as_deref().is_none_or(|t| is_bundle_type(t) || t == OCI_EMPTY))
+            .collect();
+        if candidates.len() > self.limits.signatures {
+            return Err(RegistryError::TooLarge {
+                host: image.registry.clone(),
+                what: format!("{} sigstore bundles for {digest}", candidates.len()),
+                limit: format!("{} bundles", self.limits.signatures),
+            });
+        }
+        let found = try_join_all(candidates.into_iter().map(|d| self.bundle(image, digest, d, pull))).await?;
+        Ok(found.into_iter().flatten().collect())
     }
 }

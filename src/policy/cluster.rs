@@ -129,11 +129,16 @@ async fn run_policies(client: Client, engine: Arc<Engine>, ready: Arc<AtomicBool
 async fn compile(client: &Client, objects: &[Arc<ClusterImagePolicy>]) -> Vec<Arc<Policy>> {
     let mut secrets: HashMap<SecretKeyRef, Result<String, String>> = HashMap::new();
     for object in objects {
-        let refs = object.spec.signatures.iter().flat_map(|s| &s.authorities).filter_map(|a| a.key.secret_ref.as_ref());
+        let refs =
+            object.spec.signatures.iter().flat_map(|s| &s.authorities).filter_map(|a| match (&a.key, &a.keyless) {
+                (Some(k), _) => k.secret_ref.clone(),
+                (_, Some(k)) => k.trust_root.as_ref().and_then(|t| t.secret_ref.as_ref()).map(SecretKeyRef::from),
+                _ => None,
+            });
         for r in refs {
-            if !secrets.contains_key(r) {
-                let value = read_secret_key(client, r).await;
-                secrets.insert(r.clone(), value);
+            if let std::collections::hash_map::Entry::Vacant(slot) = secrets.entry(r) {
+                let value = read_secret_key(client, slot.key()).await;
+                slot.insert(value);
             }
         }
     }

@@ -19,10 +19,12 @@ use sigstore::crypto::CosignVerificationKey;
 pub use glob::{Glob, GlobError};
 pub use selector::{Labels, Selector, SelectorError};
 pub use types::{
-    AttestationSpec, Authority, ClusterImagePolicy, ClusterImagePolicySpec, ClusterImagePolicyStatus, ImageGlob,
-    KeyAuthority, Mode, SbomSpec, SecretKeyRef, Signatures, SlsaSpec,
+    AttestationSpec, Authority, ClusterImagePolicy, ClusterImagePolicySpec, ClusterImagePolicyStatus,
+    Identity as IdentitySpec, ImageGlob, KeyAuthority, KeylessAuthority, Mode, SbomSpec, SecretKeyRef, Signatures,
+    SlsaSpec, TransparencyLog, TrustRootSecretRef, TrustRootSource,
 };
 
+use crate::evidence::keyless::{Identity, Keyless, Matcher, TrustRoot};
 use crate::evidence::sbom::SbomRule;
 use crate::evidence::slsa::SlsaRule;
 
@@ -111,11 +113,48 @@ pub fn predicate_type_matches(required: &str, actual: &str) -> bool {
             && actual.strip_prefix(required).is_some_and(|r| r.starts_with('/')))
 }
 
-/// A named public key from a policy.
+/// A named authority from a policy: a public key or a keyless identity.
 #[derive(Debug)]
 pub struct TrustedKey {
     pub name: String,
-    pub key: CosignVerificationKey,
+    pub signer: Signer,
+}
+
+/// How an authority's signatures are verified.
+#[derive(Debug)]
+pub enum Signer {
+    /// A public key (`key`); `pem` is kept for bundle signatures verified over a digest.
+    Key { key: CosignVerificationKey, pem: String },
+    /// A certificate identity (`keyless`).
+    Keyless(Keyless),
+}
+
+impl TrustedKey {
+    /// The key, for a key authority.
+    pub fn key(&self) -> Option<&CosignVerificationKey> {
+        match &self.signer {
+            Signer::Key { key, .. } => Some(key),
+            Signer::Keyless(_) => None,
+        }
+    }
+}
+
+static DEFAULT_TRUST_ROOT: std::sync::OnceLock<Arc<TrustRoot>> = std::sync::OnceLock::new();
+
+/// Sets the trust root of keyless authorities that name none (the server's `--trust-root`);
+/// without it they use the Sigstore public-good root shipped with trustgate. Call once, before
+/// policies are compiled; later calls are ignored and return false.
+pub fn set_default_trust_root(root: TrustRoot) -> bool {
+    DEFAULT_TRUST_ROOT.set(Arc::new(root)).is_ok()
+}
+
+fn default_trust_root() -> Result<Arc<TrustRoot>, String> {
+    if let Some(root) = DEFAULT_TRUST_ROOT.get() {
+        return Ok(root.clone());
+    }
+    let root =
+        TrustRoot::public_good().map_err(|e| format!("the shipped public-good trust root failed to load: {e}"))?;
+    Ok(DEFAULT_TRUST_ROOT.get_or_init(|| Arc::new(root)).clone())
 }
 
 /// One thing wrong with a policy; loading reports all of them together.
@@ -216,17 +255,30 @@ impl Policy {
                 } else if sigs.authorities[..i].iter().any(|b| b.name == a.name) {
                     err(format!("{field}.name"), format!("{:?} is used by another authority", a.name));
                 }
-                let (pem, key_field) = match (&a.key.public_key, &a.key.secret_ref) {
-                    (Some(pem), None) => (Ok(pem.clone()), "key.publicKey"),
-                    (None, Some(r)) => (secret_key(r), "key.secretRef"),
-                    _ => (Err("give exactly one of publicKey or secretRef".to_owned()), "key"),
-                };
-                match pem.and_then(|pem| parse_public_key(&pem).map(|k| (pem, k))) {
-                    Ok((pem, key)) => {
-                        key_material.push(pem);
-                        keys.push(TrustedKey { name: a.name.clone(), key });
+                match (&a.key, &a.keyless) {
+                    (Some(k), None) => {
+                        let (pem, key_field) = match (&k.public_key, &k.secret_ref) {
+                            (Some(pem), None) => (Ok(pem.clone()), "key.publicKey"),
+                            (None, Some(r)) => (secret_key(r), "key.secretRef"),
+                            _ => (Err("give exactly one of publicKey or secretRef".to_owned()), "key"),
+                        };
+                        match pem.and_then(|pem| parse_public_key(&pem).map(|k| (pem, k))) {
+                            Ok((pem, key)) => {
+                                key_material.push(pem.clone());
+                                keys.push(TrustedKey { name: a.name.clone(), signer: Signer::Key { key, pem } });
+                            }
+                            Err(m) => err(format!("{field}.{key_field}"), m),
+                        }
                     }
-                    Err(m) => err(format!("{field}.{key_field}"), m),
+                    (None, Some(k)) => match compile_keyless(k, secret_key, &mut key_material) {
+                        Ok(keyless) => keys.push(TrustedKey { name: a.name.clone(), signer: Signer::Keyless(keyless) }),
+                        Err(problems) => {
+                            for (f, m) in problems {
+                                err(format!("{field}.keyless{f}"), m);
+                            }
+                        }
+                    },
+                    _ => err(field.clone(), "give exactly one of key or keyless".into()),
                 }
             }
             let threshold = sigs.threshold as usize;
@@ -345,6 +397,70 @@ impl Policy {
     /// Short hex of the content hash, for logs and the cache.
     pub fn hash_hex(&self) -> String {
         hex::encode(&self.hash[..6])
+    }
+}
+
+/// Compiles a keyless authority; problems come as (field suffix, message).
+fn compile_keyless(
+    k: &KeylessAuthority,
+    secret_key: &dyn Fn(&SecretKeyRef) -> Result<String, String>,
+    material: &mut Vec<String>,
+) -> Result<Keyless, Vec<(String, String)>> {
+    let mut problems = Vec::new();
+    if k.identities.is_empty() {
+        problems.push((".identities".to_owned(), "must list at least one identity".to_owned()));
+    }
+    let mut identities = Vec::new();
+    for (i, id) in k.identities.iter().enumerate() {
+        let mut matcher = |exact: &Option<String>, re: &Option<String>, name: &str| match (exact, re) {
+            (Some(s), None) => Some(Matcher::Exact(s.clone())),
+            (None, Some(r)) => match Matcher::regex(r) {
+                Ok(m) => Some(m),
+                Err(e) => {
+                    problems.push((format!(".identities[{i}].{name}RegExp"), e));
+                    None
+                }
+            },
+            _ => {
+                problems.push((format!(".identities[{i}]"), format!("give exactly one of {name} or {name}RegExp")));
+                None
+            }
+        };
+        let issuer = matcher(&id.issuer, &id.issuer_regexp, "issuer");
+        let subject = matcher(&id.subject, &id.subject_regexp, "subject");
+        if let (Some(issuer), Some(subject)) = (issuer, subject) {
+            identities.push(Identity { issuer, subject });
+        }
+    }
+    let trust_root = match &k.trust_root {
+        None => default_trust_root().map_err(|m| vec![(".trustRoot".to_owned(), m)]),
+        Some(TrustRootSource { trusted_root_json: Some(json), secret_ref: None }) => {
+            material.push(json.clone());
+            TrustRoot::from_json(json, "the policy's trust root".into())
+                .map(Arc::new)
+                .map_err(|m| vec![(".trustRoot.trustedRootJson".to_owned(), m)])
+        }
+        Some(TrustRootSource { trusted_root_json: None, secret_ref: Some(r) }) => secret_key(&r.into())
+            .and_then(|json| {
+                material.push(json.clone());
+                TrustRoot::from_json(&json, format!("the trust root in Secret {}/{}", r.namespace, r.name))
+            })
+            .map(Arc::new)
+            .map_err(|m| vec![(".trustRoot.secretRef".to_owned(), m)]),
+        Some(_) => Err(vec![(".trustRoot".to_owned(), "give exactly one of trustedRootJson or secretRef".to_owned())]),
+    };
+    let trust_root = match trust_root {
+        Ok(r) => Some(r),
+        Err(p) => {
+            problems.extend(p);
+            None
+        }
+    };
+    match trust_root {
+        Some(trust_root) if problems.is_empty() => {
+            Ok(Keyless { identities, trust_root, require_log: k.transparency_log == TransparencyLog::Require })
+        }
+        _ => Err(problems),
     }
 }
 

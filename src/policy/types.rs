@@ -166,15 +166,122 @@ fn one() -> u32 {
     1
 }
 
-/// A named signer.
+/// A named signer: a key, or a keyless (Fulcio-style certificate) identity.
 #[derive(Deserialize, Serialize, Clone, Debug, PartialEq, JsonSchema)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
+#[schemars(extend("x-kubernetes-validations" = [
+    {"rule": "has(self.key) != has(self.keyless)", "message": "give exactly one of key or keyless"}
+]))]
 pub struct Authority {
     /// Unique within the policy; used in messages.
     #[schemars(length(min = 1, max = 63))]
     pub name: String,
     /// A public key that signatures must verify against.
-    pub key: KeyAuthority,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub key: Option<KeyAuthority>,
+    /// A certificate identity: the signature's certificate must chain to the trust root's
+    /// certificate authority and name one of these identities.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub keyless: Option<KeylessAuthority>,
+}
+
+/// Keyless signing: a short-lived certificate (Fulcio or a private CA) binds the signing key to
+/// an OIDC identity; a transparency log records the signature.
+#[derive(Deserialize, Serialize, Clone, Debug, PartialEq, JsonSchema)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct KeylessAuthority {
+    /// The certificate must name one of these (issuer and subject both match).
+    #[schemars(length(min = 1, max = 32))]
+    pub identities: Vec<Identity>,
+    /// The certificate authorities, transparency logs and timestamp authorities to trust;
+    /// absent means the Sigstore public-good instance (the copy shipped with trustgate, or the
+    /// server's `--trust-root`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub trust_root: Option<TrustRootSource>,
+    /// `require` (default): a transparency-log entry, verified against the trust root's log
+    /// keys, must describe this very signature. `skip`: no log is consulted (private CAs
+    /// without a log); the certificate must then be valid at the signing time a timestamp
+    /// vouches for, or, without one, now.
+    #[serde(default)]
+    pub transparency_log: TransparencyLog,
+}
+
+/// One acceptable certificate identity. Regular expressions must match the whole value.
+#[derive(Deserialize, Serialize, Clone, Debug, PartialEq, JsonSchema)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+#[schemars(extend("x-kubernetes-validations" = [
+    {"rule": "has(self.issuer) != has(self.issuerRegExp)", "message": "give exactly one of issuer or issuerRegExp"},
+    {"rule": "has(self.subject) != has(self.subjectRegExp)", "message": "give exactly one of subject or subjectRegExp"}
+]))]
+pub struct Identity {
+    /// The OIDC issuer in the certificate's Fulcio issuer extension, exactly
+    /// (`https://token.actions.githubusercontent.com`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(length(min = 1, max = 1024))]
+    pub issuer: Option<String>,
+    /// A regular expression the whole issuer must match.
+    #[serde(default, skip_serializing_if = "Option::is_none", rename = "issuerRegExp")]
+    #[schemars(length(min = 1, max = 1024))]
+    pub issuer_regexp: Option<String>,
+    /// The certificate's subject alternative name (an email or URI), exactly.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(length(min = 1, max = 1024))]
+    pub subject: Option<String>,
+    /// A regular expression the whole subject must match
+    /// (`https://github\.com/acme/.+/\.github/workflows/release\.yml@refs/heads/main`).
+    #[serde(default, skip_serializing_if = "Option::is_none", rename = "subjectRegExp")]
+    #[schemars(length(min = 1, max = 1024))]
+    pub subject_regexp: Option<String>,
+}
+
+/// A sigstore `trusted_root.json`, inline or from a Secret.
+#[derive(Deserialize, Serialize, Clone, Debug, PartialEq, JsonSchema)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+#[schemars(extend("x-kubernetes-validations" = [
+    {"rule": "has(self.trustedRootJson) != has(self.secretRef)", "message": "give exactly one of trustedRootJson or secretRef"}
+]))]
+pub struct TrustRootSource {
+    /// The `trusted_root.json` document itself.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(length(min = 2, max = 262144))]
+    pub trusted_root_json: Option<String>,
+    /// A key of a Secret holding it (cluster mode only; the key defaults to `trusted_root.json`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub secret_ref: Option<TrustRootSecretRef>,
+}
+
+/// A `trusted_root.json` inside a Secret.
+#[derive(Deserialize, Serialize, Clone, Debug, PartialEq, Eq, Hash, JsonSchema)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct TrustRootSecretRef {
+    #[schemars(length(min = 1, max = 253))]
+    pub name: String,
+    #[schemars(length(min = 1, max = 63))]
+    pub namespace: String,
+    /// The data key (default `trusted_root.json`).
+    #[serde(default = "trusted_root_json")]
+    pub key: String,
+}
+
+fn trusted_root_json() -> String {
+    "trusted_root.json".to_owned()
+}
+
+impl From<&TrustRootSecretRef> for SecretKeyRef {
+    fn from(r: &TrustRootSecretRef) -> Self {
+        SecretKeyRef { name: r.name.clone(), namespace: r.namespace.clone(), key: r.key.clone() }
+    }
+}
+
+/// Whether a transparency-log entry is required.
+#[derive(Deserialize, Serialize, Clone, Copy, Debug, Default, PartialEq, Eq, Hash, JsonSchema)]
+#[serde(rename_all = "lowercase")]
+pub enum TransparencyLog {
+    /// A verified log entry describing this signature is required.
+    #[default]
+    Require,
+    /// No log entry is required (one that is present is still checked against the bundle).
+    Skip,
 }
 
 /// A cosign public key, inline or from a Secret.

@@ -1,0 +1,592 @@
+//! Keyless signatures: a short-lived certificate binds the signing key to an OIDC identity.
+//!
+//! A certificate is never trusted on its own. [`Keyless::verify`] takes the whole sigstore
+//! bundle (a classic `.sig` layer is first turned into one by [`classic_bundle`]) and checks,
+//! in this order: the signature was made by the certificate's key; the certificate chains to a
+//! certificate authority of the trust root at the signing time and carries the code-signing
+//! usage; when the authority requires it, a transparency-log entry verified against the trust
+//! root's log keys describes this very signature and certificate; and only then that the
+//! certificate's issuer extension and subject alternative name match one of the authority's
+//! identities.
+//!
+//! With a log entry or an RFC 3161 timestamp the cryptography is `sigstore-verify`'s (which
+//! also binds the log entry's body to this signature). Without either — a private CA and
+//! `transparencyLog: skip` — there is no trusted signing time, so the certificate must be valid
+//! now, and the chain and signature are checked here with webpki.
+
+use std::sync::Arc;
+use std::time::SystemTime;
+
+use base64::Engine as _;
+use regex::{Regex, RegexBuilder};
+use rustls_pki_types::{CertificateDer, TrustAnchor, UnixTime};
+use serde_json::{json, Value};
+use sigstore_trust_root::{SigstoreInstance, TrustedRoot};
+use sigstore_types::bundle::{CertificateContent, VerificationMaterialContent};
+use sigstore_types::{Artifact, Bundle, DerCertificate, MediaType, SignatureContent, TimeRange};
+use sigstore_verify::crypto::{parse_certificate_info, verify_signature, verify_signature_prehashed};
+use sigstore_verify::{VerificationPolicy, Verifier};
+
+/// `id-kp-codeSigning` (1.3.6.1.5.5.7.3.3), the DER content of the OID.
+const CODE_SIGNING: &[u8] = &[0x2b, 0x06, 0x01, 0x05, 0x05, 0x07, 0x03, 0x03];
+
+/// Certificate authorities, transparency logs and timestamp authorities to trust, from a
+/// sigstore `trusted_root.json`.
+pub struct TrustRoot {
+    verifier: Verifier,
+    anchors: Vec<(TrustAnchor<'static>, Option<TimeRange>)>,
+    ct_logs: bool,
+    /// Where it came from, for messages (`the Sigstore public-good root`, a file, a Secret).
+    pub label: String,
+}
+
+impl std::fmt::Debug for TrustRoot {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("TrustRoot").field("label", &self.label).field("anchors", &self.anchors.len()).finish()
+    }
+}
+
+impl TrustRoot {
+    /// The Sigstore public-good instance, from the snapshot shipped with the sigstore crates
+    /// (no network).
+    pub fn public_good() -> Result<Self, String> {
+        let root = TrustedRoot::from_embedded(SigstoreInstance::PublicGood).map_err(|e| e.to_string())?;
+        Self::new(&root, "the Sigstore public-good root".into())
+    }
+
+    /// A `trusted_root.json` document; `label` says where it came from.
+    pub fn from_json(json: &str, label: String) -> Result<Self, String> {
+        let root = TrustedRoot::from_json(json).map_err(|e| format!("not a valid sigstore trusted_root.json: {e}"))?;
+        Self::new(&root, label)
+    }
+
+    fn new(root: &TrustedRoot, label: String) -> Result<Self, String> {
+        let verifier = Verifier::new(root).map_err(|e| format!("cannot be used for verification: {e}"))?;
+        let mut anchors = Vec::new();
+        for ca in &root.certificate_authorities {
+            for cert in &ca.cert_chain.certificates {
+                let der = CertificateDer::from(cert.raw_bytes.as_bytes());
+                let anchor = webpki::anchor_from_trusted_cert(&der)
+                    .map_err(|e| format!("holds a certificate authority that is not a valid certificate: {e}"))?;
+                anchors.push((anchor.to_owned(), ca.valid_for));
+            }
+        }
+        if anchors.is_empty() {
+            return Err("lists no certificate authority, so no keyless signature could verify".into());
+        }
+        Ok(TrustRoot { verifier, anchors, ct_logs: !root.ctlogs.is_empty(), label })
+    }
+}
+
+/// Matches an issuer or a subject: exactly, or by a regular expression over the whole value.
+#[derive(Debug, Clone)]
+pub enum Matcher {
+    Exact(String),
+    /// Anchored at both ends: `https://github\.com/acme/.+` does not match
+    /// `https://evil.example/?https://github.com/acme/x`.
+    Regex {
+        pattern: String,
+        regex: Regex,
+    },
+}
+
+impl Matcher {
+    /// A regular expression that must match the whole value (RE2 syntax, linear time).
+    pub fn regex(pattern: &str) -> Result<Self, String> {
+        let regex = RegexBuilder::new(&format!("^(?:{pattern})$"))
+            .size_limit(1 << 20)
+            .build()
+            .map_err(|e| format!("is not a valid regular expression: {e}"))?;
+        Ok(Matcher::Regex { pattern: pattern.to_owned(), regex })
+    }
+
+    pub fn matches(&self, value: &str) -> bool {
+        match self {
+            Matcher::Exact(s) => s == value,
+            Matcher::Regex { regex, .. } => regex.is_match(value),
+        }
+    }
+}
+
+impl std::fmt::Display for Matcher {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Matcher::Exact(s) => write!(f, "{s}"),
+            Matcher::Regex { pattern, .. } => write!(f, "/{pattern}/"),
+        }
+    }
+}
+
+/// One acceptable identity: both must match.
+#[derive(Debug, Clone)]
+pub struct Identity {
+    pub issuer: Matcher,
+    pub subject: Matcher,
+}
+
+/// A keyless authority, compiled.
+#[derive(Debug, Clone)]
+pub struct Keyless {
+    pub identities: Vec<Identity>,
+    pub trust_root: Arc<TrustRoot>,
+    /// `transparencyLog: require`.
+    pub require_log: bool,
+}
+
+/// Who a verified certificate says signed.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Certified {
+    pub subject: String,
+    pub issuer: String,
+    /// Signing time vouched for by a log entry or a timestamp, if any.
+    pub signed_at: Option<SystemTime>,
+}
+
+impl Keyless {
+    /// Verifies `bundle` over `artifact` (the image digest for bundles and DSSE envelopes, the
+    /// payload bytes for a classic signature) and returns the certified identity, or why not.
+    pub fn verify(&self, bundle: &Bundle, artifact: Artifact<'_>) -> Result<Certified, String> {
+        let bundle = normalise(bundle);
+        let material = &bundle.verification_material;
+        if matches!(material.content, VerificationMaterialContent::PublicKey(_)) {
+            return Err("signed with a key, not a certificate".into());
+        }
+        let has_log = !material.tlog_entries.is_empty();
+        let has_timestamp = !material.timestamp_verification_data.rfc3161_timestamps.is_empty();
+        if self.require_log && !has_log {
+            return Err("the signature has no transparency-log entry, and the authority requires one \
+                        (transparencyLog: require)"
+                .into());
+        }
+        let certified = if has_log || has_timestamp {
+            let mut policy = VerificationPolicy::any_identity();
+            if !self.require_log {
+                policy = policy.skip_tlog_unsafe();
+            }
+            if !self.trust_root.ct_logs {
+                // A private CA without a certificate-transparency log embeds no SCT.
+                policy = policy.skip_sct();
+            }
+            let result =
+                self.trust_root.verifier.verify(artifact, &bundle, &policy).map_err(|e| {
+                    format!("the keyless signature did not verify against {}: {e}", self.trust_root.label)
+                })?;
+            Certified {
+                subject: result.identity().map(|s| s.as_str().to_owned()).unwrap_or_default(),
+                issuer: result.issuer().unwrap_or_default().to_owned(),
+                signed_at: result.verified_timestamps().iter().min().map(|t| SystemTime::from(*t)),
+            }
+        } else {
+            self.verify_offline(&bundle, artifact)?
+        };
+        if self.identities.iter().any(|i| i.issuer.matches(&certified.issuer) && i.subject.matches(&certified.subject))
+        {
+            Ok(certified)
+        } else {
+            Err(format!(
+                "signed by {} (issuer {}), which is none of the authority's identities ({})",
+                or_none(&certified.subject),
+                or_none(&certified.issuer),
+                self.identities
+                    .iter()
+                    .map(|i| format!("issuer {} subject {}", i.issuer, i.subject))
+                    .collect::<Vec<_>>()
+                    .join("; ")
+            ))
+        }
+    }
+
+    /// No log entry, no timestamp (`transparencyLog: skip`): chain, usage and validity now;
+    /// then the signature with the certificate's key.
+    fn verify_offline(&self, bundle: &Bundle, artifact: Artifact<'_>) -> Result<Certified, String> {
+        let (leaf, intermediates) = match &bundle.verification_material.content {
+            VerificationMaterialContent::Certificate(c) => (c.raw_bytes.clone(), Vec::new()),
+            VerificationMaterialContent::X509CertificateChain { certificates } => match certificates.split_first() {
+                Some((leaf, rest)) => (leaf.raw_bytes.clone(), rest.iter().map(|c| c.raw_bytes.clone()).collect()),
+                None => return Err("the bundle's certificate chain is empty".into()),
+            },
+            _ => return Err("signed with a key, not a certificate".into()),
+        };
+        let now = SystemTime::now();
+        let now_ts = jiff::Timestamp::try_from(now).map_err(|e| e.to_string())?;
+        let anchors: Vec<TrustAnchor<'_>> = self
+            .trust_root
+            .anchors
+            .iter()
+            .filter(|(_, window)| window.is_none_or(|w| w.contains(now_ts)))
+            .map(|(a, _)| a.clone())
+            .collect();
+        let leaf_der = CertificateDer::from(leaf.as_bytes());
+        let intermediates: Vec<CertificateDer<'_>> =
+            intermediates.iter().map(|c| CertificateDer::from(c.as_bytes())).collect();
+        let end_entity = webpki::EndEntityCert::try_from(&leaf_der)
+            .map_err(|e| format!("the signing certificate is malformed: {e}"))?;
+        let time = UnixTime::since_unix_epoch(now.duration_since(SystemTime::UNIX_EPOCH).unwrap_or_default());
+        end_entity
+            .verify_for_usage(
+                sigstore_verify::crypto::WEBPKI_VERIFICATION_ALGS,
+                &anchors,
+                &intermediates,
+                time,
+                webpki::KeyUsage::required(CODE_SIGNING),
+                None,
+                None,
+            )
+            .map_err(|e| chain_error(&e, &self.trust_root.label))?;
+        let info = parse_certificate_info(&leaf).map_err(|e| format!("the signing certificate is malformed: {e}"))?;
+        let scheme = info.key_algorithm.default_signing_scheme();
+        let signed = match (&bundle.content, &artifact) {
+            (SignatureContent::DsseEnvelope(envelope), _) => {
+                verify_signature(&info.public_key, &envelope.pae(), &envelope.signature.sig, scheme)
+            }
+            (SignatureContent::MessageSignature(m), Artifact::Blob(bytes)) => {
+                verify_signature(&info.public_key, bytes, &m.signature, scheme)
+            }
+            (SignatureContent::MessageSignature(m), Artifact::Digest(digest)) => {
+                if m.message_digest.as_ref().is_none_or(|d| d.digest.as_bytes() != digest.as_bytes()) {
+                    return Err("the bundle's message digest is not this image's digest".into());
+                }
+                verify_signature_prehashed(&info.public_key, digest.as_bytes(), &m.signature, scheme)
+            }
+            _ => return Err("the bundle holds neither a message signature nor a DSSE envelope".into()),
+        };
+        signed.map_err(|_| {
+            "the signature was not made by the certificate's key (a certificate paired with another key's signature)"
+                .to_owned()
+        })?;
+        Ok(Certified {
+            subject: info.identity.map(|s| s.as_str().to_owned()).unwrap_or_default(),
+            issuer: info.issuer.unwrap_or_default(),
+            signed_at: None,
+        })
+    }
+}
+
+fn or_none(s: &str) -> &str {
+    if s.is_empty() {
+        "no identity"
+    } else {
+        s
+    }
+}
+
+fn chain_error(e: &webpki::Error, root: &str) -> String {
+    match e {
+        webpki::Error::CertExpired { .. } => "the signing certificate has expired (with no log entry or timestamp to \
+                                              prove it was valid when it signed, it must be valid now)"
+            .into(),
+        webpki::Error::CertNotValidYet { .. } => "the signing certificate is not valid yet".into(),
+        // Another CA, or one that impersonates a trusted CA's name.
+        webpki::Error::UnknownIssuer | webpki::Error::InvalidSignatureForPublicKey => {
+            format!("the signing certificate was not issued by a certificate authority of {root}")
+        }
+        webpki::Error::RequiredEkuNotFoundContext(_) => {
+            "the signing certificate lacks the code-signing extended key usage".into()
+        }
+        other => format!("the signing certificate does not chain to {root}: {other}"),
+    }
+}
+
+/// cosign v3 writes a v0.3 bundle whose `x509CertificateChain` holds only the leaf when it signs
+/// with `--certificate`; v0.3 allows only `certificate`. A one-certificate chain *is* a single
+/// certificate, so it is read as one. (Longer chains stay as they are and are refused.)
+fn normalise(bundle: &Bundle) -> std::borrow::Cow<'_, Bundle> {
+    match &bundle.verification_material.content {
+        VerificationMaterialContent::X509CertificateChain { certificates }
+            if bundle.media_type == MediaType::Bundle0_3 && certificates.len() == 1 =>
+        {
+            let mut b = bundle.clone();
+            b.verification_material.content =
+                VerificationMaterialContent::Certificate(CertificateContent::new(certificates[0].raw_bytes.clone()));
+            std::borrow::Cow::Owned(b)
+        }
+        _ => std::borrow::Cow::Borrowed(bundle),
+    }
+}
+
+/// What a classic cosign layer signs.
+pub enum ClassicContent<'a> {
+    /// A `.sig` layer: the simple-signing payload and its base64 signature.
+    Message { payload: &'a [u8], signature_b64: &'a str },
+    /// An `.att` layer: the DSSE envelope JSON.
+    Dsse { envelope: &'a [u8] },
+}
+
+/// The certificate material of a classic cosign layer (its annotations).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct ClassicMaterial {
+    /// `dev.sigstore.cosign/certificate`: the signing certificate (PEM).
+    pub certificate: Option<String>,
+    /// `dev.sigstore.cosign/chain`: intermediates and root (PEM).
+    pub chain: Option<String>,
+    /// `dev.sigstore.cosign/bundle`: the transparency log's signed entry timestamp and entry.
+    pub rekor_bundle: Option<String>,
+}
+
+/// Turns a classic keyless layer into a v0.1 sigstore bundle (certificate chain, the log entry
+/// of its `bundle` annotation as an inclusion promise), so it is verified by the same code as
+/// a bundle. Nothing here is trusted: it only rearranges what the registry sent.
+pub fn classic_bundle(material: &ClassicMaterial, content: ClassicContent<'_>) -> Result<Bundle, String> {
+    let b64 = base64::engine::general_purpose::STANDARD;
+    let leaf = material.certificate.as_deref().ok_or("the signature carries no certificate")?;
+    let mut certificates = Vec::new();
+    for pem in std::iter::once(leaf).chain(material.chain.as_deref()) {
+        for cert in rustls_pemfile::certs(&mut pem.as_bytes()) {
+            let cert = cert.map_err(|e| format!("the signature's certificate is not valid PEM: {e}"))?;
+            certificates.push(json!({"rawBytes": b64.encode(cert.as_ref())}));
+        }
+    }
+    if certificates.is_empty() {
+        return Err("the signature's certificate annotation holds no certificate".into());
+    }
+    let mut tlog_entries = Vec::new();
+    if let Some(rekor) = &material.rekor_bundle {
+        tlog_entries.push(rekor_entry(rekor)?);
+    }
+    let mut bundle = json!({
+        "mediaType": MediaType::Bundle0_1.as_str(),
+        "verificationMaterial": {
+            "x509CertificateChain": {"certificates": certificates},
+            "tlogEntries": tlog_entries,
+        },
+    });
+    match content {
+        ClassicContent::Message { payload, signature_b64 } => {
+            use sha2::Digest as _;
+            bundle["messageSignature"] = json!({
+                "messageDigest": {"algorithm": "SHA2_256", "digest": b64.encode(sha2::Sha256::digest(payload))},
+                "signature": signature_b64.trim(),
+            });
+        }
+        ClassicContent::Dsse { envelope } => {
+            let envelope: Value = serde_json::from_slice(envelope).map_err(|e| format!("not a DSSE envelope: {e}"))?;
+            bundle["dsseEnvelope"] = envelope;
+        }
+    }
+    Bundle::from_json(&bundle.to_string())
+        .map_err(|e| format!("the signature's certificate material is malformed: {e}"))
+}
+
+/// cosign's `dev.sigstore.cosign/bundle` annotation: `{SignedEntryTimestamp, Payload: {body,
+/// integratedTime, logIndex, logID}}`, as a bundle's log entry with an inclusion promise.
+fn rekor_entry(annotation: &str) -> Result<Value, String> {
+    let bad = |what: &str| format!("the signature's transparency-log annotation is malformed: {what}");
+    let v: Value = serde_json::from_str(annotation).map_err(|e| bad(&e.to_string()))?;
+    let payload = &v["Payload"];
+    let body = payload["body"].as_str().ok_or_else(|| bad("no body"))?;
+    let decoded = base64::engine::general_purpose::STANDARD.decode(body).map_err(|e| bad(&e.to_string()))?;
+    let entry: Value = serde_json::from_slice(&decoded).map_err(|e| bad(&e.to_string()))?;
+    let log_id = hex::decode(payload["logID"].as_str().ok_or_else(|| bad("no logID"))?).map_err(|_| bad("logID"))?;
+    Ok(json!({
+        "logIndex": payload["logIndex"].as_u64().ok_or_else(|| bad("no logIndex"))?.to_string(),
+        "logId": {"keyId": base64::engine::general_purpose::STANDARD.encode(log_id)},
+        "kindVersion": {
+            "kind": entry["kind"].as_str().ok_or_else(|| bad("no kind"))?,
+            "version": entry["apiVersion"].as_str().ok_or_else(|| bad("no apiVersion"))?,
+        },
+        "integratedTime": payload["integratedTime"].as_i64().ok_or_else(|| bad("no integratedTime"))?.to_string(),
+        "inclusionPromise": {"signedEntryTimestamp": v["SignedEntryTimestamp"].as_str().ok_or_else(|| bad("no SignedEntryTimestamp"))?},
+        "canonicalizedBody": body,
+    }))
+}
+
+/// The certificate of a classic signature, parsed only to name it in messages.
+pub fn describe_certificate(pem: &str) -> Option<String> {
+    let cert = rustls_pemfile::certs(&mut pem.as_bytes()).next()?.ok()?;
+    let info = parse_certificate_info(&DerCertificate::new(cert.to_vec())).ok()?;
+    Some(format!("{} (issuer {})", info.identity?.as_str(), info.issuer.unwrap_or_default()))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use rcgen::{
+        BasicConstraints, CertificateParams, CustomExtension, ExtendedKeyUsagePurpose, IsCa, Issuer, KeyPair, SanType,
+        SigningKey,
+    };
+
+    const ISSUER: &str = "https://issuer.example";
+    const SUBJECT: &str = "https://github.com/acme/app/.github/workflows/release.yml@refs/heads/main";
+
+    struct Ca {
+        params: CertificateParams,
+        key: KeyPair,
+        der: Vec<u8>,
+    }
+
+    impl Ca {
+        fn new() -> Ca {
+            let mut params = CertificateParams::new(Vec::<String>::new()).unwrap();
+            params.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
+            params.key_usages = vec![rcgen::KeyUsagePurpose::KeyCertSign];
+            params.not_before = rcgen::date_time_ymd(2020, 1, 1);
+            params.not_after = rcgen::date_time_ymd(2100, 1, 1);
+            let key = KeyPair::generate().unwrap();
+            let der = params.self_signed(&key).unwrap().der().to_vec();
+            Ca { params, key, der }
+        }
+
+        fn root(&self) -> TrustRoot {
+            let json = json!({
+                "mediaType": "application/vnd.dev.sigstore.trustedroot+json;version=0.1",
+                "tlogs": [], "ctlogs": [], "timestampAuthorities": [],
+                "certificateAuthorities": [{
+                    "subject": {"organization": "test", "commonName": "test"},
+                    "uri": "https://ca.example",
+                    "certChain": {"certificates": [{"rawBytes": base64::engine::general_purpose::STANDARD.encode(&self.der)}]},
+                    "validFor": {"start": "2020-01-01T00:00:00Z"}
+                }]
+            });
+            TrustRoot::from_json(&json.to_string(), "the test root".into()).unwrap()
+        }
+
+        /// A leaf for `subject`; `edit` changes the defaults (issuer extension, code signing, valid now).
+        fn leaf(&self, subject: &str, edit: impl FnOnce(&mut CertificateParams)) -> (Vec<u8>, KeyPair) {
+            let mut params = CertificateParams::new(Vec::<String>::new()).unwrap();
+            params.subject_alt_names = vec![SanType::URI(subject.try_into().unwrap())];
+            params.extended_key_usages = vec![ExtendedKeyUsagePurpose::CodeSigning];
+            let mut issuer = vec![0x0c, ISSUER.len() as u8];
+            issuer.extend_from_slice(ISSUER.as_bytes());
+            params.custom_extensions =
+                vec![CustomExtension::from_oid_content(&[1, 3, 6, 1, 4, 1, 57264, 1, 8], issuer)];
+            params.not_before = rcgen::date_time_ymd(2024, 1, 1);
+            params.not_after = rcgen::date_time_ymd(2099, 1, 1);
+            edit(&mut params);
+            let key = KeyPair::generate().unwrap();
+            let issuer = Issuer::from_params(&self.params, &self.key);
+            (params.signed_by(&key, &issuer).unwrap().der().to_vec(), key)
+        }
+    }
+
+    fn keyless(root: TrustRoot, issuer: Matcher, subject: Matcher, require_log: bool) -> Keyless {
+        Keyless { identities: vec![Identity { issuer, subject }], trust_root: Arc::new(root), require_log }
+    }
+
+    fn exact(s: &str) -> Matcher {
+        Matcher::Exact(s.to_owned())
+    }
+
+    /// A classic `.sig`-style bundle: `payload` signed by `signer`, with `cert` as its certificate.
+    fn signed(cert: &[u8], signer: &KeyPair, payload: &[u8]) -> Bundle {
+        let pem = format!(
+            "-----BEGIN CERTIFICATE-----\n{}\n-----END CERTIFICATE-----\n",
+            base64::engine::general_purpose::STANDARD.encode(cert)
+        );
+        let signature = base64::engine::general_purpose::STANDARD.encode(signer.sign(payload).unwrap());
+        let material = ClassicMaterial { certificate: Some(pem), ..Default::default() };
+        classic_bundle(&material, ClassicContent::Message { payload, signature_b64: &signature }).unwrap()
+    }
+
+    #[test]
+    fn regular_expressions_match_the_whole_value() {
+        let m = Matcher::regex(r"https://github\.com/acme/.+").unwrap();
+        assert!(m.matches("https://github.com/acme/app"));
+        assert!(!m.matches("https://evil.example/?https://github.com/acme/app"));
+        assert!(!m.matches("https://github.com/acme/app\nhttps://evil"));
+        assert!(!m.matches("https://github.com/acme/"));
+        // Alternation cannot escape the anchors.
+        let m = Matcher::regex("a|b").unwrap();
+        assert!(m.matches("a") && m.matches("b") && !m.matches("ab") && !m.matches("xa"));
+        assert!(Matcher::regex("(unclosed").unwrap_err().contains("not a valid regular expression"));
+        assert!(Matcher::regex(&"a{1000}{1000}".repeat(4)).is_err(), "oversized programs are refused");
+    }
+
+    #[test]
+    fn a_private_ca_signature_verifies_offline_and_its_identity_is_checked() {
+        let ca = Ca::new();
+        let (cert, key) = ca.leaf(SUBJECT, |_| {});
+        let bundle = signed(&cert, &key, b"payload");
+        let ok = keyless(ca.root(), exact(ISSUER), exact(SUBJECT), false);
+        let certified = ok.verify(&bundle, Artifact::from_blob(b"payload")).unwrap();
+        assert_eq!((certified.subject.as_str(), certified.issuer.as_str()), (SUBJECT, ISSUER));
+
+        let by_regexp =
+            keyless(ca.root(), exact(ISSUER), Matcher::regex(r"https://github\.com/acme/.+").unwrap(), false);
+        assert!(by_regexp.verify(&bundle, Artifact::from_blob(b"payload")).is_ok());
+
+        for (issuer, subject) in [
+            (exact(ISSUER), exact("https://github.com/acme/other")),
+            (exact("https://other-issuer.example"), exact(SUBJECT)),
+            (exact(ISSUER), Matcher::regex(r"https://github\.com/acme").unwrap()),
+        ] {
+            let err = keyless(ca.root(), issuer, subject, false)
+                .verify(&bundle, Artifact::from_blob(b"payload"))
+                .unwrap_err();
+            assert!(err.contains("none of the authority's identities") && err.contains(SUBJECT), "{err}");
+        }
+        let err = ok.verify(&bundle, Artifact::from_blob(b"another payload")).unwrap_err();
+        assert!(err.contains("not made by the certificate's key"), "{err}");
+    }
+
+    #[test]
+    fn a_certificate_paired_with_another_keys_signature_is_refused() {
+        let ca = Ca::new();
+        let (cert, _) = ca.leaf(SUBJECT, |_| {});
+        let forger = KeyPair::generate().unwrap();
+        let bundle = signed(&cert, &forger, b"payload");
+        let err = keyless(ca.root(), exact(ISSUER), exact(SUBJECT), false)
+            .verify(&bundle, Artifact::from_blob(b"payload"))
+            .unwrap_err();
+        assert!(err.contains("not made by the certificate's key"), "{err}");
+    }
+
+    #[test]
+    fn chain_usage_and_validity_are_checked() {
+        let ca = Ca::new();
+        let other = Ca::new();
+        let verifier = keyless(ca.root(), exact(ISSUER), exact(SUBJECT), false);
+        let check =
+            |cert: Vec<u8>, key: KeyPair| verifier.verify(&signed(&cert, &key, b"p"), Artifact::from_blob(b"p"));
+
+        let (cert, key) = other.leaf(SUBJECT, |_| {});
+        let err = check(cert, key).unwrap_err();
+        assert!(err.contains("not issued by a certificate authority of the test root"), "{err}");
+        let (cert, key) = ca.leaf(SUBJECT, |p| {
+            p.not_before = rcgen::date_time_ymd(2021, 1, 1);
+            p.not_after = rcgen::date_time_ymd(2022, 1, 1);
+        });
+        assert!(check(cert, key).unwrap_err().contains("has expired"));
+        let (cert, key) = ca.leaf(SUBJECT, |p| p.extended_key_usages = vec![ExtendedKeyUsagePurpose::ServerAuth]);
+        assert!(check(cert, key).unwrap_err().contains("code-signing"));
+        // The deprecated issuer extension (raw bytes) is read too.
+        let (cert, key) = ca.leaf(SUBJECT, |p| {
+            p.custom_extensions =
+                vec![CustomExtension::from_oid_content(&[1, 3, 6, 1, 4, 1, 57264, 1, 1], ISSUER.as_bytes().to_vec())]
+        });
+        assert_eq!(check(cert, key).unwrap().issuer, ISSUER);
+        // No issuer extension at all: no identity can match.
+        let (cert, key) = ca.leaf(SUBJECT, |p| p.custom_extensions.clear());
+        assert!(check(cert, key).unwrap_err().contains("issuer no identity"));
+    }
+
+    #[test]
+    fn a_required_log_entry_that_is_absent_denies() {
+        let ca = Ca::new();
+        let (cert, key) = ca.leaf(SUBJECT, |_| {});
+        let err = keyless(ca.root(), exact(ISSUER), exact(SUBJECT), true)
+            .verify(&signed(&cert, &key, b"p"), Artifact::from_blob(b"p"))
+            .unwrap_err();
+        assert!(err.contains("no transparency-log entry") && err.contains("transparencyLog: require"), "{err}");
+    }
+
+    #[test]
+    fn bad_trust_roots_and_material_are_errors() {
+        assert!(TrustRoot::from_json("{", "x".into()).unwrap_err().contains("not a valid sigstore trusted_root.json"));
+        let empty = json!({"mediaType": "application/vnd.dev.sigstore.trustedroot+json;version=0.1",
+            "tlogs": [], "ctlogs": [], "timestampAuthorities": [], "certificateAuthorities": []});
+        assert!(TrustRoot::from_json(&empty.to_string(), "x".into()).unwrap_err().contains("no certificate authority"));
+        assert!(TrustRoot::public_good().is_ok());
+        let none = ClassicMaterial::default();
+        assert!(classic_bundle(&none, ClassicContent::Dsse { envelope: b"{}" }).is_err());
+        let junk = ClassicMaterial { certificate: Some("not pem".into()), ..Default::default() };
+        assert!(classic_bundle(&junk, ClassicContent::Dsse { envelope: b"{}" }).is_err());
+        let bad_log = ClassicMaterial {
+            certificate: Some("-----BEGIN CERTIFICATE-----\nMAA=\n-----END CERTIFICATE-----\n".into()),
+            rekor_bundle: Some("{\"Payload\": {}}".into()),
+            ..Default::default()
+        };
+        let err =
+            classic_bundle(&bad_log, ClassicContent::Message { payload: b"p", signature_b64: "AA==" }).unwrap_err();
+        assert!(err.contains("transparency-log annotation is malformed"), "{err}");
+    }
+}
