@@ -62,6 +62,7 @@ fn setup() -> (Arc<Engine>, Vec<u8>, SignatureLayer, PolicySet) {
         digest: Digest::of(&payload),
         signature: base64::engine::general_purpose::STANDARD.encode(signer.sign(&payload).unwrap()),
         payload,
+        material: Default::default(),
     };
     let key = public.trim().replace('\n', "\n            ");
     let yaml = format!(

