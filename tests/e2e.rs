@@ -14,7 +14,10 @@ use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Output, Stdio};
 use std::time::{Duration, Instant};
 
-use common::{syft_sbom, KeyPair, KeyType, PushedImage, Registry, SbomFormat};
+use common::{
+    syft_sbom, KeyPair, KeyType, LeafSpec, LocalCa, PushedImage, Registry, SbomFormat, TEST_OIDC_ISSUER,
+    WORKFLOW_IDENTITY,
+};
 
 const NS: &str = "trustgate-system";
 const RELEASE: &str = "trustgate";
@@ -380,6 +383,41 @@ fn trustgate_on_a_real_api_server() {
         "trustgate denied Deployment shop/sbom-app:",
         &format!("spec.template.spec.containers[0].image {} ({})", sbom_image.tag_ref, sbom_image.digest),
         "policy \"approved-sbom\": SBOM (CycloneDX) denies license AGPL-3.0-only in pkg:npm/agpl-thing@1.0.0",
+    ] {
+        assert!(denied.contains(part), "missing {part:?} in:\n{denied}");
+    }
+
+    // Keyless: a CI identity certified by a private CA (standing in for Fulcio), signed in the
+    // sigstore bundle format; the trust root comes from a Secret.
+    let ca = LocalCa::generate("trustgate e2e fulcio");
+    let root_file = cp.dir.path().join("trusted_root.json");
+    std::fs::write(&root_file, ca.trusted_root_json()).unwrap();
+    ok(&cp.kubectl(&[
+        "-n",
+        NS,
+        "create",
+        "secret",
+        "generic",
+        "ci-trust-root",
+        &format!("--from-file=trusted_root.json={}", root_file.display()),
+    ]));
+    let keyless_policy = format!(
+        "apiVersion: trustgate.dev/v1alpha1\nkind: ClusterImagePolicy\nmetadata:\n  name: keyless-ci\nspec:\n  images:\n    - glob: \"{}/ci/**\"\n  signatures:\n    authorities:\n      - name: ci\n        keyless:\n          identities:\n            - issuer: {TEST_OIDC_ISSUER}\n              subjectRegExp: 'https://github\\.com/acme/.+@refs/heads/main'\n          trustRoot:\n            secretRef: {{name: ci-trust-root, namespace: {NS}}}\n          transparencyLog: skip\n",
+        registry.addr
+    );
+    ok(&cp.apply(&keyless_policy, &[]));
+    ok(&cp.kubectl(&["wait", "--for=condition=Ready", "clusterimagepolicy/keyless-ci", "--timeout=20s"]));
+    let ci_image = registry.push_image("ci/app", "v1");
+    ca.issue(&LeafSpec::uri(WORKFLOW_IDENTITY)).sign_on(&registry, &ci_image.digest_ref, true);
+    ok(&cp.apply(&deployment("shop", "ci-app", &ci_image.tag_ref), &[]));
+    let stranger_image = registry.push_image("ci/other", "v1");
+    ca.issue(&LeafSpec::email("someone@evil.example")).sign_on(&registry, &stranger_image.digest_ref, true);
+    let denied = failed(&cp.apply(&deployment("shop", "ci-other", &stranger_image.tag_ref), &[]));
+    for part in [
+        "trustgate denied Deployment shop/ci-other:",
+        &format!("spec.template.spec.containers[0].image {} ({})", stranger_image.tag_ref, stranger_image.digest),
+        "policy \"keyless-ci\"",
+        "signed by someone@evil.example (issuer https://issuer.example), which is none of the authority's identities",
     ] {
         assert!(denied.contains(part), "missing {part:?} in:\n{denied}");
     }

@@ -1,7 +1,8 @@
 //! Hostile and broken registries. A real registry cannot be made to hang, lie about sizes,
 //! send garbage or fail with 500, so these tests use a small fake HTTP server on loopback that
-//! does exactly one of those things for the signature manifest (everything else answers as a
-//! registry would). Each case asserts a denial with its own clear message, within the deadline.
+//! does exactly one of those things for the signature manifest or the OCI referrers API
+//! (everything else answers as a registry without a referrers API would). Each case asserts a
+//! denial with its own clear message, within the deadline.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -35,6 +36,18 @@ enum Misbehaviour {
     TooManySignatures,
     /// One layer whose blob does not hash to its digest.
     BlobMismatch,
+    /// The referrers API answers 200 with HTML (the signature tag is absent).
+    ReferrersGarbage,
+    /// The referrers API pages forever, an empty page each time.
+    ReferrersEndless,
+    /// The referrers API's next page is on another host.
+    ReferrersOffsite,
+}
+
+impl Misbehaviour {
+    fn on_referrers(self) -> bool {
+        matches!(self, Misbehaviour::ReferrersGarbage | Misbehaviour::ReferrersEndless | Misbehaviour::ReferrersOffsite)
+    }
 }
 
 const KEY: &str = "-----BEGIN PUBLIC KEY-----
@@ -73,7 +86,27 @@ async fn handle(mut stream: TcpStream, mode: Misbehaviour) {
         out
     };
     let blob = b"{\"critical\":{}}".to_vec();
-    let out = if !path.contains(".sig") && path.contains("/manifests/") {
+    let empty_index = b"{\"schemaVersion\":2,\"manifests\":[]}";
+    let out = if path.contains("/referrers/") {
+        // The referrers API: absent (as on distribution) unless the case is about it.
+        match mode {
+            Misbehaviour::ReferrersGarbage => respond("200 OK", "", b"<html>welcome to nginx</html>"),
+            Misbehaviour::ReferrersEndless => {
+                let page: u64 = path.rsplit("page=").next().and_then(|p| p.parse().ok()).unwrap_or(0);
+                let (repo_path, _) = path.split_once('?').unwrap_or((&path, ""));
+                let link = format!("Link: <{repo_path}?page={}>; rel=\"next\"\r\n", page + 1);
+                respond("200 OK", &link, empty_index)
+            }
+            Misbehaviour::ReferrersOffsite => respond(
+                "200 OK",
+                "Link: <https://evil.example/v2/app/referrers/x?page=1>; rel=\"next\"\r\n",
+                empty_index,
+            ),
+            _ => respond("404 Not Found", "", b"404 page not found"),
+        }
+    } else if mode.on_referrers() && path.contains("/manifests/") && path.contains(".sig") {
+        respond("404 Not Found", "", b"")
+    } else if !path.contains(".sig") && path.contains("/manifests/") {
         respond("200 OK", &format!("Docker-Content-Digest: {}\r\n", Digest::of(b"image")), b"{}")
     } else if path.contains("/blobs/") {
         respond("200 OK", "", &blob)
@@ -104,6 +137,9 @@ async fn handle(mut stream: TcpStream, mode: Misbehaviour) {
             }
             Misbehaviour::Garbage => respond("200 OK", "", b"<html>welcome to nginx</html>"),
             Misbehaviour::ServerError => respond("500 Internal Server Error", "", b"oops"),
+            Misbehaviour::ReferrersGarbage | Misbehaviour::ReferrersEndless | Misbehaviour::ReferrersOffsite => {
+                respond("404 Not Found", "", b"")
+            }
             Misbehaviour::TooManySignatures | Misbehaviour::BlobMismatch => {
                 let count = if matches!(mode, Misbehaviour::TooManySignatures) { 1000 } else { 1 };
                 let layer = json!({
@@ -235,5 +271,26 @@ async fn an_unreachable_registry_is_named() {
         decision.denials[0].contains(&format!("could not evaluate: registry {addr} is unreachable")),
         "{}",
         decision.denials[0]
+    );
+}
+
+#[tokio::test]
+async fn a_garbage_referrers_list_is_an_invalid_response() {
+    let line = denial(Misbehaviour::ReferrersGarbage).await;
+    assert!(line.contains("sent an invalid referrers list: expected value"), "{line}");
+}
+
+#[tokio::test]
+async fn endless_referrer_pages_stop_at_the_cap() {
+    let line = denial(Misbehaviour::ReferrersEndless).await;
+    assert!(line.contains("sent more than 8 pages of referrers for sha256:"), "{line}");
+}
+
+#[tokio::test]
+async fn a_referrers_page_on_another_host_is_not_followed() {
+    let line = denial(Misbehaviour::ReferrersOffsite).await;
+    assert!(
+        line.contains("its next page \"https://evil.example/v2/app/referrers/x?page=1\" is not a referrers URL of this repository on this registry"),
+        "{line}"
     );
 }

@@ -414,7 +414,8 @@ fn serve_connection(mut client: TcpStream, state: &ProxyState, self_addr: &str) 
     let Some(rest) = path.strip_prefix("/v2/") else {
         return respond(&mut client, "404 Not Found", &[], b"not found", head_only);
     };
-    let repository = ["/manifests/", "/blobs/", "/tags/"].iter().find_map(|m| rest.find(m).map(|i| &rest[..i]));
+    let repository =
+        ["/manifests/", "/blobs/", "/tags/", "/referrers/"].iter().find_map(|m| rest.find(m).map(|i| &rest[..i]));
     let token_repository = header("authorization")
         .and_then(|v| v.strip_prefix("Bearer "))
         .and_then(|t| state.issued.lock().expect("lock").get(t.trim()).cloned());
