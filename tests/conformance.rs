@@ -213,3 +213,52 @@ fn a_classic_keyless_signature_with_its_log_entry_verifies_and_a_forged_pairing_
     let err = other.verify(&bundle, sigstore_types::Artifact::from_blob(&payload)).unwrap_err();
     assert!(err.contains("none of the authority's identities"), "{err}");
 }
+
+/// The webhook's keyless path (`Keyless::verify`, which policies use) gives the suite's answer
+/// on every certificate case too, not only `verify-bundle`: it adds its own identity matching
+/// and SCT rule on top of the same cryptography, and must not loosen anything.
+#[test]
+fn the_webhooks_keyless_path_gives_the_suites_answer() {
+    use trustgate::evidence::keyless::{Identity, Keyless, Matcher, TrustRoot};
+    let mut wrong = Vec::new();
+    let mut checked = 0;
+    let mut dirs: Vec<PathBuf> = std::fs::read_dir(CASES)
+        .expect("cases")
+        .map(|e| e.expect("entry").path())
+        .filter(|p| p.join("bundle.sigstore.json").is_file() && !p.join("key.pub").is_file())
+        .collect();
+    dirs.sort();
+    for dir in dirs {
+        let case = dir.file_name().unwrap().to_string_lossy().into_owned();
+        let expect_pass = !case.ends_with("_fail");
+        let root = match std::fs::read_to_string(dir.join("trusted_root.json")) {
+            Ok(json) => TrustRoot::from_json(&json, "the case's trust root".into()),
+            Err(_) => TrustRoot::public_good(),
+        };
+        let keyless = root.map(|root| Keyless {
+            identities: vec![Identity {
+                issuer: Matcher::Exact(read_trimmed(&dir.join("issuer")).unwrap_or_else(|| DEFAULT_ISSUER.into())),
+                subject: Matcher::Exact(read_trimmed(&dir.join("identity")).unwrap_or_else(|| DEFAULT_IDENTITY.into())),
+            }],
+            trust_root: std::sync::Arc::new(root),
+            require_log: true,
+        });
+        let artifact = std::fs::read(if dir.join("artifact").is_file() {
+            dir.join("artifact")
+        } else {
+            Path::new(CASES).join("a.txt")
+        })
+        .expect("artifact");
+        let json = std::fs::read_to_string(dir.join("bundle.sigstore.json")).expect("bundle");
+        let result = keyless.and_then(|k| {
+            let bundle = sigstore_types::Bundle::from_json(&json).map_err(|e| e.to_string())?;
+            k.verify(&bundle, sigstore_types::Artifact::from_blob(&artifact)).map(|_| ())
+        });
+        checked += 1;
+        if result.is_ok() != expect_pass {
+            wrong.push(format!("{case}: expected {}, got {result:?}", if expect_pass { "pass" } else { "fail" }));
+        }
+    }
+    assert!(checked >= 25, "only {checked} certificate cases");
+    assert!(wrong.is_empty(), "{} of {checked} wrong:\n{}", wrong.len(), wrong.join("\n"));
+}

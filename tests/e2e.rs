@@ -319,6 +319,22 @@ fn trustgate_on_a_real_api_server() {
     );
     let rejected = failed(&cp.apply(&stranger, &[]));
     assert!(rejected.contains("attestation authorities must be names from signatures.authorities"), "{rejected}");
+    let keyless_head =
+        policy("bad", &registry.addr, "enforce", &key).split("      - name: release-key").next().unwrap().to_owned();
+    let keyless_bad = |identity: &str, log: &str| {
+        format!(
+            "{keyless_head}      - name: ci\n        keyless:\n          identities:\n            - {identity}\n          transparencyLog: {log}\n"
+        )
+    };
+    // (CEL rules run only once the schema is satisfied, so one problem per object.)
+    let rejected = failed(&cp.apply(&keyless_bad("{issuer: https://i.example, subject: a}", "sometimes"), &[]));
+    assert!(rejected.contains("Unsupported value: \"sometimes\""), "{rejected}");
+    let rejected =
+        failed(&cp.apply(&keyless_bad("{issuer: https://i.example, subject: a, subjectRegExp: b}", "skip"), &[]));
+    assert!(rejected.contains("give exactly one of subject or subjectRegExp"), "{rejected}");
+    let neither = format!("{keyless_head}      - name: ci\n");
+    let rejected = failed(&cp.apply(&neither, &[]));
+    assert!(rejected.contains("give exactly one of key or keyless"), "{rejected}");
 
     // A private registry: the Pod's pull secret, or its service account's, lets trustgate read
     // the signatures; without one the denial says the registry refused access.

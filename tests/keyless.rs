@@ -361,4 +361,16 @@ fn the_trust_root_flag_and_keyless_attestations() {
     let run = dir.verify(&registry, &image, &[]);
     run.expect_exit(DENIED);
     assert_contains(&run.stdout, &["the Sigstore public-good root"]);
+
+    // The classic format: a `.sig` and an `.att` carrying the certificate in annotations.
+    let classic = registry.push_image("apps/attested-classic", "v1");
+    signer.sign_on(&registry, &classic.digest_ref, false);
+    signer.attest_on(&registry, &classic.digest_ref, "slsaprovenance1", &predicate, false);
+    dir.verify(&registry, &classic, &["--trust-root", &root.display().to_string()]).expect_exit(ADMITTED);
+    // Signed but not attested by the identity: the attestation is missing.
+    let unattested = registry.push_image("apps/unattested", "v1");
+    signer.sign_on(&registry, &unattested.digest_ref, false);
+    let run = dir.verify(&registry, &unattested, &["--trust-root", &root.display().to_string()]);
+    run.expect_exit(DENIED);
+    assert_eq!(only_finding(&run)["kind"], "attestation-missing");
 }
