@@ -209,28 +209,36 @@ impl Engine {
                 let verify = async {
                     let mut outcome = Outcome::Passed { verified_by: Vec::new() };
                     let mut examined = Vec::new();
-                    let bundles = fetched_bundles
-                        .get_or_init(|| async {
+                    // The three kinds of evidence are read concurrently (each at most once per image).
+                    let (bundles, signatures, attestations) = tokio::join!(
+                        fetched_bundles.get_or_init(|| async {
                             self.registry.bundles(&image, digest, pull).await.map_err(EvalError::from)
-                        })
-                        .await
-                        .clone()?;
-                    if rule.threshold > 0 {
-                        let layers = fetched
-                            .get_or_init(|| async {
+                        }),
+                        async {
+                            if rule.threshold == 0 {
+                                return None;
+                            }
+                            let layers = fetched.get_or_init(|| async {
                                 self.registry.signatures(&image, digest, pull).await.map_err(EvalError::from)
-                            })
-                            .await
-                            .clone()?;
-                        outcome = check_signatures(rule, digest, &layers, &bundles);
-                    }
-                    if !policy.attestations.is_empty() {
-                        let layers = fetched_attestations
-                            .get_or_init(|| async {
+                            });
+                            Some(layers.await)
+                        },
+                        async {
+                            if policy.attestations.is_empty() {
+                                return None;
+                            }
+                            let layers = fetched_attestations.get_or_init(|| async {
                                 self.registry.attestations(&image, digest, pull).await.map_err(EvalError::from)
-                            })
-                            .await
-                            .clone()?;
+                            });
+                            Some(layers.await)
+                        },
+                    );
+                    let bundles = bundles.clone()?;
+                    if let Some(layers) = signatures {
+                        outcome = check_signatures(rule, digest, &layers.clone()?, &bundles);
+                    }
+                    if let Some(layers) = attestations {
+                        let layers = layers.clone()?;
                         let failed: Vec<Finding> = policy
                             .attestations
                             .iter()
@@ -442,6 +450,7 @@ mod tests {
         tags: Mutex<HashMap<String, Digest>>,
         signatures: Mutex<HashMap<Digest, Vec<SignatureLayer>>>,
         attestations: Mutex<HashMap<Digest, Vec<AttestationLayer>>>,
+        bundles: Mutex<HashMap<Digest, Vec<BundleLayer>>>,
         fail: Mutex<Option<RegistryError>>,
         delay: Option<Duration>,
         signature_calls: AtomicUsize,
@@ -481,6 +490,73 @@ mod tests {
         ) -> Result<Vec<AttestationLayer>, RegistryError> {
             Ok(self.attestations.lock().unwrap().get(digest).cloned().unwrap_or_default())
         }
+        async fn bundles(
+            &self,
+            _: &ImageRef,
+            digest: &Digest,
+            _: &Credentials,
+        ) -> Result<Vec<BundleLayer>, RegistryError> {
+            Ok(self.bundles.lock().unwrap().get(digest).cloned().unwrap_or_default())
+        }
+    }
+
+    /// A cosign v3 key bundle: the DSSE envelope of `statement` signed by `key`.
+    fn key_bundle(key: &TestKey, statement: &serde_json::Value) -> BundleLayer {
+        let envelope: serde_json::Value =
+            serde_json::from_slice(&crate::evidence::attest::tests::envelope(key, statement).envelope).unwrap();
+        let bundle = serde_json::json!({
+            "mediaType": "application/vnd.dev.sigstore.bundle.v0.3+json",
+            "verificationMaterial": {"publicKey": {"hint": "not trusted"}},
+            "dsseEnvelope": envelope,
+        });
+        let bytes = serde_json::to_vec(&bundle).unwrap();
+        BundleLayer { manifest: Digest::of(&bytes), bytes, too_large: None }
+    }
+
+    #[tokio::test]
+    async fn bundle_signatures_and_attestations_count_once_verified() {
+        use crate::evidence::attest::tests::statement;
+        use crate::evidence::bundle::COSIGN_SIGN_PREDICATE;
+        let (key, other) = (TestKey::new(SigningScheme::default()), TestKey::new(SigningScheme::default()));
+        let d = Digest::of(b"built");
+        let r = [format!("registry.acme.io/api@{d}")];
+        let refs: Vec<&str> = r.iter().map(String::as_str).collect();
+        let decide = |bundles: Vec<BundleLayer>, set: PolicySet| {
+            let reg = Arc::new(FakeRegistry::default());
+            reg.bundles.lock().unwrap().insert(d.clone(), bundles);
+            let e = engine(reg, set);
+            let refs = refs.clone();
+            async move { e.evaluate(&images(&refs), &Labels::new(), soon()).await }
+        };
+        let sign = |k: &TestKey, digest: &Digest| {
+            key_bundle(k, &statement(digest, COSIGN_SIGN_PREDICATE, serde_json::json!({})))
+        };
+
+        let decision = decide(vec![sign(&key, &d)], policies(&key.public_pem, "")).await;
+        assert!(decision.allowed, "{:?}", decision.denials);
+        let decision = decide(vec![sign(&other, &d)], policies(&key.public_pem, "")).await;
+        assert!(
+            decision.denials[0].contains("1 signature found, none verified by any of [release]"),
+            "{:?}",
+            decision.denials
+        );
+        let decision = decide(vec![sign(&key, &Digest::of(b"elsewhere"))], policies(&key.public_pem, "")).await;
+        assert!(decision.denials[0].contains("is for another image"), "{:?}", decision.denials);
+        let mut altered = sign(&key, &d);
+        altered.bytes = String::from_utf8(altered.bytes).unwrap().replace("\"sig\":\"", "\"sig\":\"AAAA").into_bytes();
+        let decision = decide(vec![altered], policies(&key.public_pem, "")).await;
+        assert!(decision.denials[0].contains("none verified by any of [release]"), "{:?}", decision.denials);
+
+        // An attestation bundle is not a signature, and does answer an attestation requirement.
+        let provenance =
+            key_bundle(&key, &statement(&d, crate::policy::SLSA_V1, provenance("https://github.com/actions/runner")));
+        let decision = decide(vec![provenance.clone()], policies(&key.public_pem, "")).await;
+        assert!(decision.denials[0].contains("no signature found"), "{:?}", decision.denials);
+        let decision = decide(vec![provenance], provenance_policy(&key.public_pem)).await;
+        assert!(decision.allowed, "{:?}", decision.denials);
+        let oversized = BundleLayer { manifest: d.clone(), bytes: vec![], too_large: Some("over the cap".into()) };
+        let decision = decide(vec![oversized], provenance_policy(&key.public_pem)).await;
+        assert!(decision.denials[0].contains("over the cap"), "{:?}", decision.denials);
     }
 
     fn policies(key_pem: &str, extra: &str) -> PolicySet {
