@@ -294,3 +294,76 @@ async fn a_referrers_page_on_another_host_is_not_followed() {
         "{line}"
     );
 }
+
+/// A registry that lists 40 attestations of 2 MiB each (each under the 32 MiB per-envelope cap,
+/// 80 MiB together) and serves every one of them correctly. A real registry would do this just
+/// as well; the fake only saves pushing 80 MiB through cosign. At most 64 MiB are read: the
+/// envelopes past the per-image budget come back unread, marked over the cap.
+#[tokio::test]
+async fn attestations_past_the_per_image_budget_are_not_read() {
+    use trustgate::evidence::Registry as _;
+    const LAYERS: usize = 40;
+    const SIZE: usize = 2 << 20;
+    let blobs: Arc<std::collections::HashMap<String, Vec<u8>>> = Arc::new(
+        (0..LAYERS).map(|i| vec![b'a' + i as u8; SIZE]).map(|b| (Digest::of(&b).as_str().to_owned(), b)).collect(),
+    );
+    let manifest = json!({"schemaVersion": 2, "layers": blobs.keys().map(|d| json!({
+        "mediaType": "application/vnd.dsse.envelope.v1+json", "digest": d, "size": SIZE
+    })).collect::<Vec<_>>()});
+    let manifest = Arc::new(serde_json::to_vec(&manifest).unwrap());
+    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap().to_string();
+    let served = Arc::new(std::sync::atomic::AtomicUsize::new(0));
+    let (blobs2, served2) = (blobs.clone(), served.clone());
+    let server = tokio::spawn(async move {
+        loop {
+            let Ok((mut stream, _)) = listener.accept().await else { return };
+            let (blobs, manifest, served) = (blobs2.clone(), manifest.clone(), served2.clone());
+            tokio::spawn(async move {
+                let mut buf = vec![0u8; 8192];
+                let mut read = 0;
+                while !buf[..read].windows(4).any(|w| w == b"\r\n\r\n") {
+                    match stream.read(&mut buf[read..]).await {
+                        Ok(0) | Err(_) => return,
+                        Ok(n) => read += n,
+                    }
+                }
+                let head = String::from_utf8_lossy(&buf[..read]).to_string();
+                let path = head.split_whitespace().nth(1).unwrap_or_default().to_owned();
+                let body: &[u8] = if path.ends_with(".att") {
+                    &manifest
+                } else if let Some(blob) = path.rsplit('/').next().and_then(|d| blobs.get(d)) {
+                    served.fetch_add(blob.len(), std::sync::atomic::Ordering::SeqCst);
+                    blob
+                } else {
+                    b"{}"
+                };
+                let head = format!("HTTP/1.1 200 OK\r\nContent-Length: {}\r\nConnection: close\r\n\r\n", body.len());
+                let _ = stream.write_all(head.as_bytes()).await;
+                let _ = stream.write_all(body).await;
+            });
+        }
+    });
+    let config = RegistryConfig {
+        insecure: vec![addr.clone()],
+        timeout: Duration::from_secs(10),
+        limits: Limits::default(),
+        ..Default::default()
+    };
+    let client = RegistryClient::new(config, Arc::new(Metrics::default())).unwrap();
+    let image = trustgate::images::ImageRef::parse(&format!("{addr}/app:v1")).unwrap();
+    let layers = client.attestations(&image, &Digest::of(b"image"), &Default::default()).await.unwrap();
+    server.abort();
+    assert_eq!(layers.len(), LAYERS);
+    let read: Vec<_> = layers.iter().filter(|l| l.too_large.is_none()).collect();
+    let unread: Vec<_> = layers.iter().filter_map(|l| l.too_large.as_deref()).collect();
+    assert_eq!(read.len(), 32, "64 MiB of 2 MiB envelopes");
+    assert!(read.iter().all(|l| l.envelope.len() == SIZE && blobs[l.digest.as_str()] == l.envelope));
+    assert_eq!(unread.len(), 8);
+    assert!(
+        unread[0].contains("sent attestations for one image over trustgate's cap of 67108864 bytes"),
+        "{}",
+        unread[0]
+    );
+    assert_eq!(served.load(std::sync::atomic::Ordering::SeqCst), 32 * SIZE, "nothing past the budget is fetched");
+}

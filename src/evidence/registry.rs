@@ -64,11 +64,20 @@ pub struct Limits {
     pub signatures: usize,
     /// Largest attestation (DSSE envelope) read (bytes); SBOMs are the large ones.
     pub attestation_bytes: usize,
+    /// Most bytes of attestations (and, separately, of sigstore bundles) read for one image, so
+    /// 64 envelopes at the per-envelope cap cannot add up to gigabytes.
+    pub evidence_bytes: usize,
 }
 
 impl Default for Limits {
     fn default() -> Self {
-        Limits { manifest_bytes: 4 << 20, payload_bytes: 256 << 10, signatures: 64, attestation_bytes: 32 << 20 }
+        Limits {
+            manifest_bytes: 4 << 20,
+            payload_bytes: 256 << 10,
+            signatures: 64,
+            attestation_bytes: 32 << 20,
+            evidence_bytes: 64 << 20,
+        }
     }
 }
 
@@ -437,6 +446,33 @@ impl RegistryClient {
         }
     }
 
+    /// [`RegistryClient::blob`] within a per-image `budget` of bytes: the layer's declared size is
+    /// taken from it first, and no more than that size is read.
+    async fn budgeted_blob(
+        &self,
+        image: &ImageRef,
+        layer: &Descriptor,
+        limit: usize,
+        budget: &std::sync::atomic::AtomicUsize,
+        what: &str,
+        pull: &Credentials,
+    ) -> Result<(Digest, Vec<u8>), RegistryError> {
+        use std::sync::atomic::Ordering;
+        if layer.size <= limit as u64 {
+            let size = layer.size as usize;
+            if budget.fetch_update(Ordering::SeqCst, Ordering::SeqCst, |left| left.checked_sub(size)).is_err() {
+                return Err(RegistryError::TooLarge {
+                    host: image.registry.clone(),
+                    what: format!("{what}s for one image"),
+                    limit: format!("{} bytes of {what}s per image", self.limits.evidence_bytes),
+                });
+            }
+            // More than declared would not match the digest anyway.
+            return self.blob(image, layer, size, what, pull).await;
+        }
+        self.blob(image, layer, limit, what, pull).await
+    }
+
     /// A blob named by `layer`, at most `limit` bytes, checked against its digest.
     async fn blob(
         &self,
@@ -621,6 +657,7 @@ impl RegistryClient {
         image: &ImageRef,
         digest: &Digest,
         referrer: &Descriptor,
+        budget: &std::sync::atomic::AtomicUsize,
         pull: &Credentials,
     ) -> Result<Option<BundleLayer>, RegistryError> {
         let manifest_digest =
@@ -657,7 +694,7 @@ impl RegistryClient {
         if !is_bundle {
             return Ok(None);
         }
-        match self.blob(image, layer, self.limits.attestation_bytes, "sigstore bundle", pull).await {
+        match self.budgeted_blob(image, layer, self.limits.attestation_bytes, budget, "sigstore bundle", pull).await {
             Ok((_, bytes)) => Ok(Some(BundleLayer { manifest: manifest_digest, bytes, too_large: None })),
             Err(e @ RegistryError::TooLarge { .. }) => {
                 Ok(Some(BundleLayer { manifest: manifest_digest, bytes: Vec::new(), too_large: Some(e.to_string()) }))
@@ -731,8 +768,10 @@ impl Registry for RegistryClient {
         let tag = format!("sha256-{}.att", digest.hex());
         let layers = self.evidence_layers(image, digest, &tag, DSSE_MEDIA_TYPE, "attestation", pull).await?;
         let limit = self.limits.attestation_bytes;
+        let budget = std::sync::atomic::AtomicUsize::new(self.limits.evidence_bytes);
+        let budget = &budget;
         try_join_all(layers.iter().map(|l| async move {
-            match self.blob(image, l, limit, "attestation", pull).await {
+            match self.budgeted_blob(image, l, limit, budget, "attestation", pull).await {
                 Ok((digest, envelope)) => {
                     Ok(AttestationLayer { digest, envelope, too_large: None, material: classic_material(l) })
                 }
@@ -774,7 +813,8 @@ impl Registry for RegistryClient {
                 limit: format!("{} bundles", self.limits.signatures),
             });
         }
-        let found = try_join_all(candidates.into_iter().map(|d| self.bundle(image, digest, d, pull))).await?;
+        let budget = std::sync::atomic::AtomicUsize::new(self.limits.evidence_bytes);
+        let found = try_join_all(candidates.into_iter().map(|d| self.bundle(image, digest, d, &budget, pull))).await?;
         Ok(found.into_iter().flatten().collect())
     }
 }
