@@ -281,7 +281,8 @@ fn chain_error(e: &webpki::Error, root: &str) -> String {
             format!("the signing certificate was not issued by a certificate authority of {root}")
         }
         webpki::Error::RequiredEkuNotFoundContext(_) => {
-            "the signing certificate lacks the code-signing extended key usage".into()
+            "the signing certificate (or an intermediate CA of its chain) lacks the code-signing extended key usage"
+                .into()
         }
         other => format!("the signing certificate does not chain to {root}: {other}"),
     }
@@ -557,6 +558,47 @@ mod tests {
         // No issuer extension at all: no identity can match.
         let (cert, key) = ca.leaf(SUBJECT, |p| p.custom_extensions.clear());
         assert!(check(cert, key).unwrap_err().contains("issuer no identity"));
+    }
+
+    #[test]
+    fn a_chain_through_an_intermediate_verifies_and_only_with_it() {
+        let root = Ca::new();
+        // An intermediate CA issued by the root; the leaf is issued by the intermediate.
+        let mut params = CertificateParams::new(Vec::<String>::new()).unwrap();
+        params.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
+        params.key_usages = vec![rcgen::KeyUsagePurpose::KeyCertSign];
+        params.distinguished_name.push(rcgen::DnType::CommonName, "intermediate");
+        // Like Fulcio's intermediate: the code-signing usage is required of every certificate of
+        // the path below the trust anchor (webpki's rule, so sigstore-verify's too).
+        params.extended_key_usages = vec![ExtendedKeyUsagePurpose::CodeSigning];
+        params.not_before = rcgen::date_time_ymd(2020, 1, 1);
+        params.not_after = rcgen::date_time_ymd(2100, 1, 1);
+        let key = KeyPair::generate().unwrap();
+        let der = params.signed_by(&key, &Issuer::from_params(&root.params, &root.key)).unwrap().der().to_vec();
+        let intermediate = Ca { params, key, der };
+        let (leaf, leaf_key) = intermediate.leaf(SUBJECT, |_| {});
+        let pem = |der: &[u8]| {
+            format!(
+                "-----BEGIN CERTIFICATE-----\n{}\n-----END CERTIFICATE-----\n",
+                base64::engine::general_purpose::STANDARD.encode(der)
+            )
+        };
+        let signature = base64::engine::general_purpose::STANDARD.encode(leaf_key.sign(b"p").unwrap());
+        let verifier = keyless(root.root(), exact(ISSUER), exact(SUBJECT), false);
+        let with_chain = ClassicMaterial {
+            certificate: Some(pem(&leaf)),
+            chain: Some(pem(&intermediate.der) + &pem(&root.der)),
+            ..Default::default()
+        };
+        let bundle =
+            classic_bundle(&with_chain, ClassicContent::Message { payload: b"p", signature_b64: &signature }).unwrap();
+        let verified = verifier.verify(&bundle, Artifact::from_blob(b"p"));
+        assert!(verified.is_ok(), "{verified:?}");
+        let without = ClassicMaterial { certificate: Some(pem(&leaf)), ..Default::default() };
+        let bundle =
+            classic_bundle(&without, ClassicContent::Message { payload: b"p", signature_b64: &signature }).unwrap();
+        let err = verifier.verify(&bundle, Artifact::from_blob(b"p")).unwrap_err();
+        assert!(err.contains("not issued by a certificate authority"), "{err}");
     }
 
     #[test]
