@@ -31,11 +31,12 @@ pub enum Unmatched {
 pub enum Finding {
     /// The policy has `requireDigest` and the image is referenced by tag.
     DigestRequired,
-    /// No signature exists for the digest.
-    NotSigned { authorities: Vec<String> },
-    /// Signatures exist, none verifies with a policy key.
+    /// No signature exists for the digest. `keyless`: every authority is a keyless identity
+    /// (the hint then says to sign keylessly, not with a key).
+    NotSigned { authorities: Vec<String>, keyless: bool },
+    /// Signatures exist, none verifies with a policy authority.
     /// `reasons`: why certificate-signed ones were refused by keyless authorities.
-    UntrustedSignatures { found: usize, authorities: Vec<String>, reasons: Vec<String> },
+    UntrustedSignatures { found: usize, authorities: Vec<String>, reasons: Vec<String>, keyless: bool },
     /// A policy key signed another digest; the signature was copied onto this image.
     SignedForAnotherDigest { signed_for: Vec<String>, authorities: Vec<String> },
     /// Fewer distinct authorities verified than the threshold.
@@ -87,15 +88,15 @@ impl Finding {
     pub fn message(&self) -> String {
         match self {
             Finding::DigestRequired => "referenced by tag, but the policy requires a digest".into(),
-            Finding::NotSigned { authorities } => {
+            Finding::NotSigned { authorities, .. } => {
                 format!("no signature found; the policy requires one verified by {}", list(authorities))
             }
-            Finding::UntrustedSignatures { found, authorities, reasons } if reasons.is_empty() => format!(
+            Finding::UntrustedSignatures { found, authorities, reasons, .. } if reasons.is_empty() => format!(
                 "{found} signature{} found, none verified by any of {} (signed with another key, or altered)",
                 if *found == 1 { "" } else { "s" },
                 list(authorities)
             ),
-            Finding::UntrustedSignatures { found, authorities, reasons } => format!(
+            Finding::UntrustedSignatures { found, authorities, reasons, .. } => format!(
                 "{found} signature{} found, none verified by any of {}: {}",
                 if *found == 1 { "" } else { "s" },
                 list(authorities),
@@ -137,6 +138,9 @@ impl Finding {
             }
             Finding::SignedForAnotherDigest { .. } => {
                 format!("this digest needs its own signature: cosign sign --key <key> {pinned}")
+            }
+            Finding::NotSigned { keyless: true, .. } | Finding::UntrustedSignatures { keyless: true, .. } => {
+                format!("sign keylessly, as an identity the policy names (e.g. from CI): cosign sign {pinned}")
             }
             Finding::NotSigned { .. } | Finding::UntrustedSignatures { .. } => {
                 format!("sign with: cosign sign --key <key> {pinned}")
@@ -455,7 +459,7 @@ mod tests {
     }
 
     fn not_signed() -> Outcome {
-        Outcome::Failed(vec![Finding::NotSigned { authorities: vec!["release-key".into()] }])
+        Outcome::Failed(vec![Finding::NotSigned { authorities: vec!["release-key".into()], keyless: false }])
     }
 
     #[test]
@@ -525,8 +529,8 @@ mod tests {
         let a = vec!["release-key".to_string()];
         let findings = [
             Finding::DigestRequired,
-            Finding::NotSigned { authorities: a.clone() },
-            Finding::UntrustedSignatures { found: 2, authorities: a.clone(), reasons: vec![] },
+            Finding::NotSigned { authorities: a.clone(), keyless: false },
+            Finding::UntrustedSignatures { found: 2, authorities: a.clone(), reasons: vec![], keyless: false },
             Finding::SignedForAnotherDigest { signed_for: vec!["sha256:00".into()], authorities: a.clone() },
             Finding::ThresholdNotMet {
                 verified: a.clone(),

@@ -326,17 +326,18 @@ fn check_signatures(
     }
     report.verified.sort_by_key(|name| rule.keys.iter().position(|k| &k.name == name));
     let authorities: Vec<String> = rule.keys.iter().map(|k| k.name.clone()).collect();
+    let keyless = rule.keys.iter().all(|k| matches!(k.signer, crate::policy::Signer::Keyless(_)));
     if report.verified.len() >= rule.threshold {
         return Outcome::Passed { verified_by: report.verified };
     }
     let finding = if !report.verified.is_empty() {
         Finding::ThresholdNotMet { verified: report.verified, threshold: rule.threshold, authorities }
     } else if report.examined == 0 {
-        Finding::NotSigned { authorities }
+        Finding::NotSigned { authorities, keyless }
     } else if !report.other_digests.is_empty() {
         Finding::SignedForAnotherDigest { signed_for: report.other_digests, authorities }
     } else {
-        Finding::UntrustedSignatures { found: report.examined, authorities, reasons: report.reasons }
+        Finding::UntrustedSignatures { found: report.examined, authorities, reasons: report.reasons, keyless }
     };
     Outcome::Failed(vec![finding])
 }

@@ -288,6 +288,11 @@ fn keyless_signatures_from_a_private_ca() {
                 let finding = only_finding(&run);
                 assert_eq!(finding["kind"], "untrusted-signature", "{kind} {new_bundle}: {finding:#}");
                 assert_contains(&finding["message"].to_string(), words);
+                let hint = format!(
+                    "sign keylessly, as an identity the policy names (e.g. from CI): cosign sign {}",
+                    image.digest_ref
+                );
+                assert_eq!(finding["hint"], hint.as_str());
             };
             let wrong_subject = exact_identity(
                 "https://github.com/acme/other/.github/workflows/x.yml@refs/heads/main",
