@@ -311,10 +311,15 @@ fn check_signatures(
                     (claimed, signature) = (true, true);
                 }
                 Ok((_, Claim::Attestation(_))) => claimed = true,
-                Err(Rejected::OtherSubject { .. }) => {
+                // Signed by this authority for another image: a copied signature, or a copied
+                // attestation (which is not a signature at all).
+                Err(Rejected::OtherSubject { predicate_type })
+                    if predicate_type == bundle::COSIGN_SIGN_PREDICATE || predicate_type == "message signature" =>
+                {
                     report.other_digests.push("another digest, in a sigstore bundle".into());
                     (claimed, signature) = (true, true);
                 }
+                Err(Rejected::OtherSubject { .. }) => claimed = true,
                 Err(Rejected::Keyless(why)) => report.rejected(why),
                 Err(_) => {}
             }
@@ -552,6 +557,12 @@ mod tests {
         let provenance =
             key_bundle(&key, &statement(&d, crate::policy::SLSA_V1, provenance("https://github.com/actions/runner")));
         let decision = decide(vec![provenance.clone()], policies(&key.public_pem, "")).await;
+        assert!(decision.denials[0].contains("no signature found"), "{:?}", decision.denials);
+        let copied = key_bundle(
+            &key,
+            &statement(&Digest::of(b"elsewhere"), crate::policy::SLSA_V1, serde_json::json!({"buildDefinition": {}})),
+        );
+        let decision = decide(vec![copied], policies(&key.public_pem, "")).await;
         assert!(decision.denials[0].contains("no signature found"), "{:?}", decision.denials);
         let decision = decide(vec![provenance], provenance_policy(&key.public_pem)).await;
         assert!(decision.allowed, "{:?}", decision.denials);
