@@ -115,10 +115,37 @@ type TokenScope = (String, String, String);
 
 /// The pull token of one scope. Held across a token fetch, so concurrent requests of one
 /// repository wait for that fetch instead of each making their own.
-type TokenSlot = tokio::sync::Mutex<Option<(Arc<str>, Instant)>>;
+type TokenSlot = tokio::sync::Mutex<Option<Token>>;
 
-fn valid(token: &Option<(Arc<str>, Instant)>) -> Option<Arc<str>> {
-    token.as_ref().filter(|(_, expiry)| *expiry > Instant::now()).map(|(t, _)| t.clone())
+/// What the token server last said for a scope.
+enum Token {
+    /// A token, and when it expires.
+    Granted(Arc<str>, Instant),
+    /// A refusal, remembered briefly so the requests that waited on the same fetch (a Pod's
+    /// signatures, attestations and referrers are read at once) share it instead of each
+    /// asking again.
+    Refused(RegistryError, Instant),
+}
+
+impl std::fmt::Debug for Token {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            // Never the token itself.
+            Token::Granted(_, expiry) => f.debug_struct("Granted").field("expiry", expiry).finish_non_exhaustive(),
+            Token::Refused(e, until) => f.debug_tuple("Refused").field(e).field(until).finish(),
+        }
+    }
+}
+
+/// How long a refused token is remembered: long enough for concurrent requests, short enough
+/// that fixed credentials are used at once.
+const REFUSAL_MEMORY: Duration = Duration::from_secs(2);
+
+fn valid(token: &Option<Token>) -> Option<Arc<str>> {
+    match token {
+        Some(Token::Granted(t, expiry)) if *expiry > Instant::now() => Some(t.clone()),
+        _ => None,
+    }
 }
 
 /// "a signature payload", "an attestation".
@@ -277,14 +304,24 @@ impl RegistryClient {
         let auth = match (challenge, creds) {
             (Some(Challenge::Bearer { realm, service }), creds) => {
                 let mut held = slot.lock().await;
+                if let Some(Token::Refused(e, until)) = &*held {
+                    if *until > Instant::now() {
+                        return Err(e.clone());
+                    }
+                }
                 match valid(&held) {
                     Some(token) => Auth::Bearer(token),
-                    None => {
-                        let (token, expiry) =
-                            self.fetch_token(image, &realm, service.as_deref(), creds.as_ref()).await?;
-                        *held = Some((token.clone(), expiry));
-                        Auth::Bearer(token)
-                    }
+                    None => match self.fetch_token(image, &realm, service.as_deref(), creds.as_ref()).await {
+                        Ok((token, expiry)) => {
+                            *held = Some(Token::Granted(token.clone(), expiry));
+                            Auth::Bearer(token)
+                        }
+                        Err(e @ RegistryError::Unauthorized { .. }) => {
+                            *held = Some(Token::Refused(e.clone(), Instant::now() + REFUSAL_MEMORY));
+                            return Err(e);
+                        }
+                        Err(e) => return Err(e),
+                    },
                 }
             }
             (Some(Challenge::Basic), Some((u, p))) => Auth::Basic(u, p),
