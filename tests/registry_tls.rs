@@ -632,13 +632,10 @@ fn bearer_token_auth_admits_with_credentials_and_reuses_tokens() {
     eprintln!("bearer_token_auth_admits_with_credentials_and_reuses_tokens: {:?}", started.elapsed());
 }
 
-/// Case 2c: several images of one repository in one workload are evaluated concurrently; the
-/// registry's token for that repository should still be fetched once.
-///
-/// Ignored: fails with `src/evidence/registry.rs` as it is. `RegistryClient::call_inner` checks
-/// the token cache, sends the request unauthenticated on a miss, and fetches a token on the 401;
-/// nothing makes concurrent callers for the same (registry, repository) wait for one fetch, so
-/// every image of the workload fetches its own token (2 token requests for 2 images here).
+/// Case 2c: several images of one repository in one workload are evaluated concurrently (and
+/// each image's signatures, attestations and referrers are read at once); the registry's token
+/// for that repository is still fetched once: concurrent callers wait on one fetch per
+/// (registry, repository, credentials).
 #[test]
 fn bearer_token_is_fetched_once_for_concurrent_images_of_one_repository() {
     let s = TokenSetup::new();
