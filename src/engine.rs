@@ -233,18 +233,21 @@ impl Engine {
                             Some(layers.await)
                         },
                     );
-                    let bundles = bundles.clone()?;
+                    // Borrowed, not copied (attestations can be megabytes); each bundle is parsed
+                    // once here, however many authorities and attestation rules look at it.
+                    let bundles: Vec<bundle::Parsed> =
+                        bundles.as_ref().map_err(Clone::clone)?.iter().map(bundle::parse).collect();
                     if let Some(layers) = signatures {
-                        outcome = check_signatures(rule, digest, &layers.clone()?, &bundles);
+                        outcome = check_signatures(rule, digest, layers.as_ref().map_err(Clone::clone)?, &bundles);
                     }
                     if let Some(layers) = attestations {
-                        let layers = layers.clone()?;
+                        let layers = layers.as_ref().map_err(Clone::clone)?;
                         let failed: Vec<Finding> = policy
                             .attestations
                             .iter()
                             .filter_map(|a| {
                                 let now = std::time::SystemTime::now();
-                                check_attestation(rule, a, digest, &layers, &bundles, now, &mut examined)
+                                check_attestation(rule, a, digest, layers, &bundles, now, &mut examined)
                             })
                             .collect();
                         outcome = match outcome {
@@ -297,7 +300,7 @@ fn check_signatures(
     rule: &crate::policy::SignatureRule,
     digest: &Digest,
     layers: &[SignatureLayer],
-    bundles: &[BundleLayer],
+    bundles: &[bundle::Parsed],
 ) -> Outcome {
     let mut report = cosign::verify(&rule.keys, digest, layers);
     for layer in bundles {
@@ -355,7 +358,7 @@ fn check_attestation(
     rule: &AttestationRule,
     digest: &Digest,
     layers: &[AttestationLayer],
-    bundles: &[BundleLayer],
+    bundles: &[bundle::Parsed],
     now: std::time::SystemTime,
     examined: &mut Vec<Examined>,
 ) -> Option<Finding> {

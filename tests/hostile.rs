@@ -67,17 +67,22 @@ async fn fake_registry(mode: Misbehaviour) -> (String, tokio::task::JoinHandle<(
     (addr, task)
 }
 
-async fn handle(mut stream: TcpStream, mode: Misbehaviour) {
+/// Reads a request's head; returns its path (`None` when the client went away first).
+async fn request_path(stream: &mut TcpStream) -> Option<String> {
     let mut buf = vec![0u8; 8192];
     let mut read = 0;
     while !buf[..read].windows(4).any(|w| w == b"\r\n\r\n") {
         match stream.read(&mut buf[read..]).await {
-            Ok(0) | Err(_) => return,
+            Ok(0) | Err(_) => return None,
             Ok(n) => read += n,
         }
     }
     let head = String::from_utf8_lossy(&buf[..read]).to_string();
-    let path = head.split_whitespace().nth(1).unwrap_or_default().to_owned();
+    Some(head.split_whitespace().nth(1).unwrap_or_default().to_owned())
+}
+
+async fn handle(mut stream: TcpStream, mode: Misbehaviour) {
+    let Some(path) = request_path(&mut stream).await else { return };
     let respond = |status: &str, headers: &str, body: &[u8]| {
         let mut out =
             format!("HTTP/1.1 {status}\r\nContent-Length: {}\r\nConnection: close\r\n{headers}\r\n", body.len())
@@ -320,16 +325,7 @@ async fn attestations_past_the_per_image_budget_are_not_read() {
             let Ok((mut stream, _)) = listener.accept().await else { return };
             let (blobs, manifest, served) = (blobs2.clone(), manifest.clone(), served2.clone());
             tokio::spawn(async move {
-                let mut buf = vec![0u8; 8192];
-                let mut read = 0;
-                while !buf[..read].windows(4).any(|w| w == b"\r\n\r\n") {
-                    match stream.read(&mut buf[read..]).await {
-                        Ok(0) | Err(_) => return,
-                        Ok(n) => read += n,
-                    }
-                }
-                let head = String::from_utf8_lossy(&buf[..read]).to_string();
-                let path = head.split_whitespace().nth(1).unwrap_or_default().to_owned();
+                let Some(path) = request_path(&mut stream).await else { return };
                 let body: &[u8] = if path.ends_with(".att") {
                     &manifest
                 } else if let Some(blob) = path.rsplit('/').next().and_then(|d| blobs.get(d)) {

@@ -131,6 +131,8 @@ fn find_signer<'k>(
     message: &[u8],
 ) -> Result<&'k TrustedKey, Rejected> {
     let mut keyless_reason = None;
+    // Built once, when the first keyless authority needs it (an SBOM envelope can be large).
+    let mut bundle = None;
     for k in keys {
         match &k.signer {
             Signer::Key { key, .. } => {
@@ -139,8 +141,11 @@ fn find_signer<'k>(
                 }
             }
             Signer::Keyless(keyless) if layer.material.certificate.is_some() => {
-                let verified = classic_bundle(&layer.material, ClassicContent::Dsse { envelope: &layer.envelope })
-                    .and_then(|bundle| keyless.verify(&bundle, sha256_artifact(digest)));
+                let built = bundle.get_or_insert_with(|| {
+                    classic_bundle(&layer.material, ClassicContent::Dsse { envelope: &layer.envelope })
+                });
+                let verified =
+                    built.as_ref().map_err(Clone::clone).and_then(|b| keyless.verify(b, sha256_artifact(digest)));
                 match verified {
                     Ok(_) => return Ok(k),
                     Err(why) => keyless_reason = Some(format!("{}: {why}", k.name)),
@@ -154,8 +159,7 @@ fn find_signer<'k>(
 
 /// The image digest as the artifact a DSSE bundle's subject must name.
 pub(crate) fn sha256_artifact(digest: &Digest) -> sigstore_types::Artifact<'static> {
-    let bytes: [u8; 32] = hex::decode(digest.hex()).ok().and_then(|b| b.try_into().ok()).unwrap_or([0; 32]);
-    sigstore_types::Artifact::from_digest(sigstore_types::Sha256Hash::new(bytes))
+    sigstore_types::Artifact::from_digest(sigstore_types::Sha256Hash::new(digest.bytes()))
 }
 
 /// Parses a *verified* in-toto statement and requires it to name `digest` as a subject.

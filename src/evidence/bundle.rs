@@ -36,25 +36,32 @@ pub enum Claim {
     Attestation(VerifiedStatement),
 }
 
+/// A referrer bundle parsed (not verified: nothing in it is trusted yet), or why it cannot be.
+pub type Parsed = Result<Bundle, Rejected>;
+
+/// Parses a referrer bundle, once, for [`verify_referrer`].
+pub fn parse(layer: &BundleLayer) -> Parsed {
+    if let Some(m) = &layer.too_large {
+        return Err(Rejected::TooLarge(m.clone()));
+    }
+    serde_json::from_slice(&layer.bytes).map_err(|e| Rejected::Malformed(format!("not a sigstore bundle: {e}")))
+}
+
 /// Verifies a referrer bundle against the first of `authorities` that signed it, then binds it
 /// to `digest`: the statement is read only after its signature verified. Returns the
 /// authority's name and what the bundle says.
 pub fn verify_referrer(
     authorities: &[&TrustedKey],
     digest: &Digest,
-    layer: &BundleLayer,
+    bundle: &Parsed,
 ) -> Result<(String, Claim), Rejected> {
-    if let Some(m) = &layer.too_large {
-        return Err(Rejected::TooLarge(m.clone()));
-    }
-    let bundle: Bundle =
-        serde_json::from_slice(&layer.bytes).map_err(|e| Rejected::Malformed(format!("not a sigstore bundle: {e}")))?;
+    let bundle = bundle.as_ref().map_err(Clone::clone)?;
     let mut keyless_reason = None;
     let mut signer = None;
     for authority in authorities {
         match &authority.signer {
             Signer::Key { key, pem } => {
-                if key_signed(key, pem, &bundle, digest) {
+                if key_signed(key, pem, bundle, digest) {
                     signer = Some(authority);
                     break;
                 }
@@ -63,7 +70,7 @@ pub fn verify_referrer(
                 if bundle.signing_certificate().is_none() {
                     continue;
                 }
-                match keyless.verify(&bundle, sha256_artifact(digest)) {
+                match keyless.verify(bundle, sha256_artifact(digest)) {
                     Ok(_) => {
                         signer = Some(authority);
                         break;
@@ -77,7 +84,7 @@ pub fn verify_referrer(
     // Verified: from here on the bundle's content is the signer's word.
     match &bundle.content {
         SignatureContent::MessageSignature(m) => {
-            if m.message_digest.as_ref().is_some_and(|d| d.digest.as_bytes() == digest_bytes(digest)) {
+            if m.message_digest.as_ref().is_some_and(|d| d.digest.as_bytes() == digest.bytes()) {
                 Ok((signer.name.clone(), Claim::Signature))
             } else {
                 Err(Rejected::OtherSubject { predicate_type: "message signature".into() })
@@ -98,10 +105,6 @@ pub fn verify_referrer(
     }
 }
 
-fn digest_bytes(digest: &Digest) -> Vec<u8> {
-    hex::decode(digest.hex()).unwrap_or_default()
-}
-
 /// Did the policy key sign this bundle? Any log entry it carries is not needed: like a classic
 /// key signature, a key bundle is trusted by its key alone (its `publicKey` hint is ignored).
 fn key_signed(key: &sigstore::crypto::CosignVerificationKey, pem: &str, bundle: &Bundle, digest: &Digest) -> bool {
@@ -111,7 +114,7 @@ fn key_signed(key: &sigstore::crypto::CosignVerificationKey, pem: &str, bundle: 
             signature_verifies(key, &sig, &pae(&envelope.payload_type, envelope.payload.as_bytes()))
         }
         SignatureContent::MessageSignature(m) => {
-            let digest = digest_bytes(digest);
+            let digest = digest.bytes();
             if m.message_digest.as_ref().is_none_or(|d| d.digest.as_bytes() != digest.as_slice()) {
                 return false;
             }

@@ -76,6 +76,14 @@ impl Digest {
     pub fn hex(&self) -> &str {
         &self.0["sha256:".len()..]
     }
+
+    /// The 32 bytes of the sha256 digest.
+    pub fn bytes(&self) -> [u8; 32] {
+        let mut out = [0; 32];
+        // Validated as 64 lowercase hex characters when made.
+        hex::decode_to_slice(self.hex(), &mut out).expect("a Digest holds 64 hex characters");
+        out
+    }
 }
 
 impl fmt::Display for Digest {
