@@ -198,7 +198,7 @@ impl Policy {
     /// Validates a policy object (file mode). Every problem is returned, each with its field path.
     pub fn compile(policy: &ClusterImagePolicy) -> Result<Policy, Vec<PolicyError>> {
         let no_secrets = |_: &SecretKeyRef| {
-            Err("secretRef keys are read from the cluster; in a policy file give the key inline as publicKey".into())
+            Err("a secretRef is read from the cluster; in a policy file give the value inline (publicKey, trustedRootJson)".into())
         };
         let (policy, errors) = Policy::compile_lenient(policy, &no_secrets);
         if errors.is_empty() {
@@ -623,6 +623,54 @@ HmhSPuBlmiGFYe70BZlGiFJ+l5r29JGkFWtbsXeZuLV+KTPZ23Xb7a+gSg==
         format!(
             "apiVersion: trustgate.dev/v1alpha1\nkind: ClusterImagePolicy\nmetadata:\n  name: {name}\nspec:\n  images:\n    - glob: \"registry.acme.io/**\"\n{extra}"
         )
+    }
+
+    #[test]
+    fn keyless_authorities_compile_and_every_problem_names_its_field() {
+        let keyless = |identity: &str, extra: &str| {
+            format!("  signatures:\n    authorities:\n      - name: ci\n        keyless:\n          identities:\n            - {identity}\n{extra}")
+        };
+        let (ok, errs) = parse_documents(&policy_yaml(
+            "good",
+            &keyless(
+                "{issuer: https://i.example, subjectRegExp: 'https://github\\.com/acme/.+'}",
+                "          transparencyLog: skip\n",
+            ),
+        ));
+        assert!(errs.is_empty(), "{errs:?}");
+        let Signer::Keyless(k) = &ok[0].signatures.as_ref().unwrap().keys[0].signer else { panic!("not keyless") };
+        assert!(!k.require_log);
+        assert_eq!(k.trust_root.label, "the Sigstore public-good root");
+
+        let (_, errs) = parse_documents(&policy_yaml(
+            "bad",
+            &keyless(
+                "{issuer: https://i.example, subjectRegExp: '(unclosed'}",
+                "          trustRoot:\n            trustedRootJson: '{}'\n",
+            ),
+        ));
+        let fields: Vec<&str> = errs.iter().map(|e| e.field.as_str()).collect();
+        assert_eq!(
+            fields,
+            [
+                "spec.signatures.authorities[0].keyless.identities[0].subjectRegExp",
+                "spec.signatures.authorities[0].keyless.trustRoot.trustedRootJson"
+            ],
+            "{errs:?}"
+        );
+        assert!(errs[0].message.contains("not a valid regular expression"), "{errs:?}");
+        assert!(errs[1].message.contains("trusted_root.json"), "{errs:?}");
+
+        let (_, errs) = parse_documents(&policy_yaml("both", &keyless("{issuer: a, issuerRegExp: b, subject: c}", "")));
+        assert_eq!(errs[0].field, "spec.signatures.authorities[0].keyless.identities[0]", "{errs:?}");
+        assert!(errs[0].message.contains("give exactly one of issuer or issuerRegExp"), "{errs:?}");
+        let secret = keyless(
+            "{issuer: a, subject: c}",
+            "          trustRoot:\n            secretRef: {name: r, namespace: n}\n",
+        );
+        let (_, errs) = parse_documents(&policy_yaml("secret", &secret));
+        assert_eq!(errs[0].field, "spec.signatures.authorities[0].keyless.trustRoot.secretRef", "{errs:?}");
+        assert!(errs[0].message.contains("give the value inline (publicKey, trustedRootJson)"), "{errs:?}");
     }
 
     fn sigs(threshold: u32) -> String {
