@@ -200,7 +200,12 @@ fn key_bundles_attach_through_the_referrers_api() {
         assert_eq!(d["artifactType"], SIGSTORE_BUNDLE_V03_MEDIA_TYPE, "{index}");
         assert_eq!(d["mediaType"], OCI_MANIFEST_MEDIA_TYPE);
     }
-    assert!(descriptors[0]["digest"].as_str() < descriptors[1]["digest"].as_str(), "sorted by digest: {index}");
+    // In push order: the signature, then the attestation.
+    let order: Vec<&str> = descriptors
+        .iter()
+        .map(|d| d["annotations"]["dev.sigstore.bundle.predicateType"].as_str().unwrap_or_default())
+        .collect();
+    assert_eq!(order, [COSIGN_SIGN_PREDICATE_TYPE, SLSA_V1], "in push order: {index}");
     assert_eq!(predicate_types(descriptors), BTreeSet::from([COSIGN_SIGN_PREDICATE_TYPE.into(), SLSA_V1.into()]));
     assert!(registry.fallback_index(&image).is_none(), "cosign wrote a fallback tag despite the referrers API");
     assert_eq!(registry.tags(&image.repo), vec!["v1".to_string()]);

@@ -11,7 +11,8 @@
 // artifactType, although the OCI distribution spec says the manifest's own artifactType comes
 // first (cosign's bundles have artifactType application/vnd.dev.sigstore.bundle.v0.3+json and
 // an empty config, application/vnd.oci.empty.v1+json). Unless -raw-referrers is given, this
-// program rewrites the answer to follow the spec, sorts it by digest, and, with
+// program rewrites the answer to follow the spec, sorts it in the order the referrers were
+// pushed (so a test controls which page each lands on), and, with
 // -referrers-page-size N, splits it into pages of N descriptors chained by
 // `Link: <...>; rel="next"` headers, so that clients' pagination can be tested (neither
 // pkg/registry nor distribution paginates referrers).
@@ -20,7 +21,10 @@
 package main
 
 import (
+	"bytes"
 	"context"
+	"crypto/sha256"
+	"encoding/hex"
 	"encoding/json"
 	"errors"
 	"flag"
@@ -31,9 +35,11 @@ import (
 	"net/http/httptest"
 	"os"
 	"os/signal"
+	"io"
 	"sort"
 	"strconv"
 	"strings"
+	"sync"
 	"syscall"
 	"time"
 
@@ -97,13 +103,60 @@ type discard struct{}
 
 func (discard) Write(p []byte) (int, error) { return len(p), nil }
 
+// pushOrder remembers when each manifest digest was first pushed.
+type pushOrder struct {
+	mu   sync.Mutex
+	seq  map[string]int
+	next int
+}
+
+func (p *pushOrder) record(digest string) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if _, seen := p.seq[digest]; !seen {
+		p.seq[digest] = p.next
+		p.next++
+	}
+}
+
+// less orders two digests by push, unknown ones last and by digest among themselves.
+func (p *pushOrder) less(a, b string) bool {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	sa, okA := p.seq[a]
+	sb, okB := p.seq[b]
+	switch {
+	case okA && okB:
+		return sa < sb
+	case okA != okB:
+		return okA
+	default:
+		return a < b
+	}
+}
+
 // referrers wraps a registry handler: GET /v2/<name>/referrers/<digest> answers are rewritten
 // with each descriptor's artifactType taken from its manifest (falling back to
-// config.mediaType), sorted by digest, and paged when pageSize > 0 (`?page=K`, with a
-// `Link: </v2/<name>/referrers/<digest>?page=K+1>; rel="next"` header while more remain).
+// config.mediaType), sorted in push order (the order the manifests' PUTs arrived; a test
+// pushing bundles one after another knows where each lands), and paged when pageSize > 0
+// (`?page=K`, with a `Link: </v2/<name>/referrers/<digest>?page=K+1>; rel="next"` header
+// while more remain).
 func referrers(inner http.Handler, pageSize int) http.Handler {
+	order := &pushOrder{seq: map[string]int{}}
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		parts := strings.Split(strings.Trim(r.URL.Path, "/"), "/")
+		if r.Method == http.MethodPut && len(parts) >= 4 && parts[0] == "v2" && parts[len(parts)-2] == "manifests" {
+			body, err := io.ReadAll(r.Body)
+			if err != nil {
+				http.Error(w, err.Error(), http.StatusBadRequest)
+				return
+			}
+			sum := sha256.Sum256(body)
+			order.record("sha256:" + hex.EncodeToString(sum[:]))
+			r.Body = io.NopCloser(bytes.NewReader(body))
+			inner.ServeHTTP(w, r)
+			return
+		}
 		if r.Method != http.MethodGet || len(parts) < 4 || parts[0] != "v2" || parts[len(parts)-2] != "referrers" {
 			inner.ServeHTTP(w, r)
 			return
@@ -131,8 +184,8 @@ func referrers(inner http.Handler, pageSize int) http.Handler {
 				index.Manifests[i].ArtifactType = manifest.ArtifactType
 			}
 		}
-		sort.Slice(index.Manifests, func(i, j int) bool {
-			return index.Manifests[i].Digest.String() < index.Manifests[j].Digest.String()
+		sort.SliceStable(index.Manifests, func(i, j int) bool {
+			return order.less(index.Manifests[i].Digest.String(), index.Manifests[j].Digest.String())
 		})
 		if pageSize > 0 {
 			page, _ := strconv.Atoi(r.URL.Query().Get("page"))
