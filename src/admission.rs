@@ -129,6 +129,16 @@ async fn evaluate(
         return (allow.deny(format!("trustgate denied {subject}: the request carries no object to evaluate")), "error");
     };
     let kind = request.kind.kind.as_str();
+    // Images are read where `request.kind` puts them; an object of another shape would hide
+    // them there (defence in depth: the API server sends matching kinds).
+    let object_kind = object.types.as_ref().map(|t| t.kind.as_str());
+    if object_kind != Some(kind) {
+        let said = object_kind.map_or_else(|| "has no kind".to_owned(), |k| format!("is a {k}"));
+        return (
+            allow.deny(format!("trustgate denied {subject}: the request is for a {kind}, but its object {said}")),
+            "error",
+        );
+    }
     let mut images = match images::extract(kind, &object.data) {
         Ok(images) => images,
         Err(ExtractError::NotAWorkload(_)) => {
@@ -201,51 +211,4 @@ fn log_decision(
         audits = ?decision.audits,
         "admission decision"
     );
-}
-
-/// Parses the API server's `?timeout=` (a Go duration such as `10s`, `1m30s` or `500ms`).
-pub fn parse_go_duration(s: &str) -> Option<std::time::Duration> {
-    let mut total = 0f64;
-    let mut rest = s.trim();
-    if rest.is_empty() {
-        return None;
-    }
-    while !rest.is_empty() {
-        let num_end = rest.find(|c: char| !(c.is_ascii_digit() || c == '.')).unwrap_or(rest.len());
-        if num_end == 0 {
-            return None;
-        }
-        let n: f64 = rest[..num_end].parse().ok()?;
-        rest = &rest[num_end..];
-        let unit_end = rest.find(|c: char| c.is_ascii_digit() || c == '.').unwrap_or(rest.len());
-        let scale = match &rest[..unit_end] {
-            "h" => 3600.0,
-            "m" => 60.0,
-            "s" => 1.0,
-            "ms" => 1e-3,
-            "us" | "µs" => 1e-6,
-            "ns" => 1e-9,
-            _ => return None,
-        };
-        total += n * scale;
-        rest = &rest[unit_end..];
-    }
-    Some(std::time::Duration::from_secs_f64(total))
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-    use std::time::Duration;
-
-    #[test]
-    fn go_durations() {
-        assert_eq!(parse_go_duration("10s"), Some(Duration::from_secs(10)));
-        assert_eq!(parse_go_duration("1m30s"), Some(Duration::from_secs(90)));
-        assert_eq!(parse_go_duration("500ms"), Some(Duration::from_millis(500)));
-        assert_eq!(parse_go_duration("1.5s"), Some(Duration::from_millis(1500)));
-        assert_eq!(parse_go_duration(""), None);
-        assert_eq!(parse_go_duration("10"), None);
-        assert_eq!(parse_go_duration("ten seconds"), None);
-    }
 }

@@ -103,6 +103,16 @@ impl Caches {
         }
     }
 
+    /// The cached outcome for `key`, if there is one; never verifies.
+    pub async fn cached_decision(&self, key: &DecisionKey) -> Option<Arc<Verdict>> {
+        self.decisions.get(key).await
+    }
+
+    /// The cached digest of a tag reference, if there is one; never resolves.
+    pub async fn cached_tag(&self, reference: &str) -> Option<Digest> {
+        self.tags.get(reference).await
+    }
+
     /// The cached digest of a tag reference, or `resolve`'s.
     pub async fn tag<F, E>(&self, reference: String, resolve: F) -> Result<Digest, E>
     where

@@ -16,7 +16,6 @@ use clap::{Args, Parser, Subcommand, ValueEnum};
 use kube::CustomResourceExt;
 use serde_json::Value;
 
-use crate::admission::parse_go_duration;
 use crate::cache::{CacheConfig, Caches};
 use crate::decision::{Decision, Outcome, Unmatched};
 use crate::engine::Engine;
@@ -85,7 +84,7 @@ pub struct RegistryArgs {
     #[arg(long, value_name = "FILE", env = "TRUSTGATE_REGISTRY_CONFIG")]
     pub registry_config: Option<PathBuf>,
     /// Deadline of each registry request.
-    #[arg(long, value_name = "DURATION", default_value = "5s", value_parser = duration, env = "TRUSTGATE_REGISTRY_TIMEOUT")]
+    #[arg(long, value_name = "DURATION", default_value = "5s", value_parser = timeout, env = "TRUSTGATE_REGISTRY_TIMEOUT")]
     pub registry_timeout: Duration,
 }
 
@@ -123,13 +122,13 @@ impl PolicyArgs {
 #[derive(Debug, Clone, Args)]
 pub struct CacheArgs {
     /// How long a passing decision is reused.
-    #[arg(long, value_name = "DURATION", default_value = "10m", value_parser = duration, env = "TRUSTGATE_CACHE_TTL")]
+    #[arg(long, value_name = "DURATION", default_value = "10m", value_parser = ttl, env = "TRUSTGATE_CACHE_TTL")]
     pub cache_ttl: Duration,
     /// How long a failing decision is reused (short, so a fresh signature is seen soon).
-    #[arg(long, value_name = "DURATION", default_value = "30s", value_parser = duration, env = "TRUSTGATE_NEGATIVE_CACHE_TTL")]
+    #[arg(long, value_name = "DURATION", default_value = "30s", value_parser = ttl, env = "TRUSTGATE_NEGATIVE_CACHE_TTL")]
     pub negative_cache_ttl: Duration,
     /// How long a tag → digest answer is reused (bounds how long a moved tag goes unseen).
-    #[arg(long, value_name = "DURATION", default_value = "15s", value_parser = duration, env = "TRUSTGATE_TAG_CACHE_TTL")]
+    #[arg(long, value_name = "DURATION", default_value = "15s", value_parser = ttl, env = "TRUSTGATE_TAG_CACHE_TTL")]
     pub tag_cache_ttl: Duration,
     /// Most decisions cached.
     #[arg(long, value_name = "N", default_value_t = 20_000, env = "TRUSTGATE_CACHE_SIZE")]
@@ -163,7 +162,7 @@ pub struct ServeArgs {
     #[arg(long, value_name = "BYTES", default_value_t = 6 << 20, env = "TRUSTGATE_MAX_REQUEST_BYTES")]
     pub max_request_bytes: usize,
     /// Deadline when the API server sends no ?timeout=.
-    #[arg(long, value_name = "DURATION", default_value = "10s", value_parser = duration, env = "TRUSTGATE_DEFAULT_TIMEOUT")]
+    #[arg(long, value_name = "DURATION", default_value = "10s", value_parser = webhook_timeout, env = "TRUSTGATE_DEFAULT_TIMEOUT")]
     pub default_timeout: Duration,
     #[command(flatten)]
     pub policy: PolicyArgs,
@@ -183,7 +182,7 @@ pub struct VerifyArgs {
     #[arg(long, short, value_enum, default_value = "text", env = "TRUSTGATE_OUTPUT")]
     pub output: Output,
     /// How long to wait for registries before giving up.
-    #[arg(long, value_name = "DURATION", default_value = "30s", value_parser = duration, env = "TRUSTGATE_TIMEOUT")]
+    #[arg(long, value_name = "DURATION", default_value = "30s", value_parser = timeout, env = "TRUSTGATE_TIMEOUT")]
     pub timeout: Duration,
     #[command(flatten)]
     pub policy: PolicyArgs,
@@ -205,7 +204,7 @@ pub struct EvaluateArgs {
     #[arg(long, short, value_enum, default_value = "text", env = "TRUSTGATE_OUTPUT")]
     pub output: Output,
     /// How long to wait for registries before giving up.
-    #[arg(long, value_name = "DURATION", default_value = "30s", value_parser = duration, env = "TRUSTGATE_TIMEOUT")]
+    #[arg(long, value_name = "DURATION", default_value = "30s", value_parser = timeout, env = "TRUSTGATE_TIMEOUT")]
     pub timeout: Duration,
     #[command(flatten)]
     pub policy: PolicyArgs,
@@ -244,8 +243,27 @@ pub struct VerifyBundleArgs {
     pub artifact: String,
 }
 
-fn duration(s: &str) -> Result<Duration, String> {
-    parse_go_duration(s).ok_or_else(|| format!("{s:?} is not a duration (e.g. 500ms, 10s, 5m, 1h)"))
+/// A timeout: more than 0, at most an hour.
+fn timeout(s: &str) -> Result<Duration, String> {
+    positive(crate::duration::parse_at_most(s, Duration::from_secs(3600)).map_err(|e| e.to_string())?)
+}
+
+/// The webhook's own timeout: the API server waits at most 30 s for a webhook.
+fn webhook_timeout(s: &str) -> Result<Duration, String> {
+    positive(crate::duration::parse_at_most(s, Duration::from_secs(30)).map_err(|e| e.to_string())?)
+}
+
+/// A cache lifetime: at most a year (0 turns the cache off).
+fn ttl(s: &str) -> Result<Duration, String> {
+    crate::duration::parse_at_most(s, Duration::from_secs(365 * 86_400)).map_err(|e| e.to_string())
+}
+
+fn positive(d: Duration) -> Result<Duration, String> {
+    if d.is_zero() {
+        Err("must be more than 0".to_owned())
+    } else {
+        Ok(d)
+    }
 }
 
 fn labels(s: &str) -> Result<Labels, String> {
@@ -315,6 +333,8 @@ fn registry_client(registry: &RegistryArgs, metrics: Arc<Metrics>) -> Result<Reg
     for host in &registry.insecure_registries {
         if host.is_empty() || host.contains('/') {
             problems.push(format!("--insecure-registry {host:?} must be HOST or HOST:PORT"));
+        } else if let Err(why) = images::canonical_host(host) {
+            problems.push(format!("--insecure-registry {host:?}: {why}"));
         }
     }
     if !problems.is_empty() {
@@ -666,7 +686,14 @@ mod tests {
     fn flags_parse_with_clear_errors() {
         assert_eq!(labels("a=b, c=d").unwrap().len(), 2);
         assert!(labels("nope").is_err());
-        assert!(duration("ten").unwrap_err().contains("not a duration"));
+        assert!(timeout("ten").unwrap_err().contains("not a duration"));
+        assert!(timeout("0s").unwrap_err().contains("more than 0"));
+        let e = Cli::try_parse_from(["trustgate", "verify", "x", "--registry-timeout", "99999999999999999999999h"])
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("is longer than 1h, the most allowed here"), "{e}");
+        assert!(webhook_timeout("31s").is_err());
+        assert_eq!(ttl("0s"), Ok(Duration::ZERO));
         let cli = Cli::try_parse_from([
             "trustgate",
             "verify",

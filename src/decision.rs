@@ -39,8 +39,9 @@ pub enum Finding {
     UntrustedSignatures { found: usize, authorities: Vec<String>, reasons: Vec<String>, keyless: bool },
     /// A policy key signed another digest; the signature was copied onto this image.
     SignedForAnotherDigest { signed_for: Vec<String>, authorities: Vec<String> },
-    /// Fewer distinct authorities verified than the threshold.
-    ThresholdNotMet { verified: Vec<String>, threshold: usize, authorities: Vec<String> },
+    /// Fewer distinct authorities verified than the threshold; `signers`: how many of those
+    /// that verified did so with a signer (key or identity) of their own.
+    ThresholdNotMet { verified: Vec<String>, signers: usize, threshold: usize, authorities: Vec<String> },
     /// No verified attestation of the required type for this digest.
     /// `rejected` envelopes were examined and not accepted, for the distinct `reasons`.
     AttestationMissing { predicate_type: String, authorities: Vec<String>, rejected: usize, reasons: Vec<String> },
@@ -107,7 +108,15 @@ impl Finding {
                 list(authorities),
                 signed_for.join(", ")
             ),
-            Finding::ThresholdNotMet { verified, threshold, authorities } => format!(
+            Finding::ThresholdNotMet { verified, signers, threshold, authorities } if *signers < verified.len() => {
+                format!(
+                    "verified by {} but by only {signers} distinct signer{}, and the policy requires {threshold} of {} (one key or identity counts once)",
+                    list(verified),
+                    if *signers == 1 { "" } else { "s" },
+                    list(authorities)
+                )
+            }
+            Finding::ThresholdNotMet { verified, threshold, authorities, .. } => format!(
                 "verified by {} but the policy requires {threshold} of {}",
                 if verified.is_empty() { "none".into() } else { list(verified) },
                 list(authorities)
@@ -132,6 +141,9 @@ impl Finding {
     pub fn hint(&self, pinned: &str) -> String {
         match self {
             Finding::DigestRequired => format!("reference the image by digest: {pinned}"),
+            Finding::ThresholdNotMet { verified, signers, .. } if *signers < verified.len() => {
+                format!("each authority must sign with its own key or identity: cosign sign --key <key> {pinned}")
+            }
             Finding::ThresholdNotMet { verified, authorities, .. } => {
                 let missing: Vec<String> = authorities.iter().filter(|a| !verified.contains(a)).cloned().collect();
                 format!("also sign with the key of {}: cosign sign --key <key> {pinned}", list(&missing))
@@ -167,10 +179,19 @@ fn list(names: &[String]) -> String {
 pub enum EvalError {
     #[error("could not evaluate: {0}")]
     Registry(#[from] RegistryError),
-    #[error("could not evaluate within the {0:?} admission deadline (a registry is slow or unreachable)")]
-    Deadline(Duration),
+    /// The deadline passed; `started`: the image's verification was running (and goes on
+    /// into the cache), not still waiting for its turn.
+    #[error("could not evaluate within the {budget:?} admission deadline ({})", if *started {
+        "a registry is slow or unreachable; the verification goes on, so a retry may be answered from the cache"
+    } else {
+        "not started: trustgate was verifying the workload's other images, or other workloads'"
+    })]
+    Deadline { budget: Duration, started: bool },
     #[error("the policy is invalid, so nothing it governs is admitted: {0}")]
     InvalidPolicy(String),
+    /// A bug in trustgate; denied, never admitted.
+    #[error("trustgate failed to evaluate it: {0}")]
+    Internal(String),
 }
 
 impl EvalError {
@@ -178,8 +199,9 @@ impl EvalError {
     pub fn kind(&self) -> &'static str {
         match self {
             EvalError::Registry(e) => e.kind(),
-            EvalError::Deadline(_) => "deadline-exceeded",
+            EvalError::Deadline { .. } => "deadline-exceeded",
             EvalError::InvalidPolicy(_) => "policy-invalid",
+            EvalError::Internal(_) => "internal-error",
         }
     }
 }
@@ -240,6 +262,8 @@ pub enum ImageProblem {
     Unmatched { repository: String },
     /// The reference does not parse.
     InvalidReference(String),
+    /// Its evaluation did not finish, and no policy is known to govern it.
+    NotEvaluated(EvalError),
 }
 
 /// Everything decided about one image of a workload.
@@ -279,7 +303,9 @@ impl ImageResult {
     pub fn allowed(&self, unmatched: Unmatched) -> bool {
         match &self.problem {
             Some(ImageProblem::Unmatched { .. }) => unmatched == Unmatched::Allow,
-            Some(ImageProblem::InvalidReference(_)) => false,
+            Some(ImageProblem::InvalidReference(_) | ImageProblem::NotEvaluated(_)) => false,
+            // Nothing decided it (no problem, and no policy): fail closed.
+            None if self.policies.is_empty() => false,
             None => {
                 self.policies.iter().all(|p| p.mode != Mode::Enforce || matches!(p.outcome, Outcome::Passed { .. }))
             }
@@ -314,6 +340,10 @@ pub fn decide(images: Vec<ImageResult>, unmatched: Unmatched) -> Decision {
             )),
             Some(ImageProblem::Unmatched { .. }) => {}
             Some(ImageProblem::InvalidReference(e)) => d.denials.push(format!("{}: {e}", image.subject())),
+            Some(ImageProblem::NotEvaluated(e)) => d.denials.push(format!("{}: {e}", image.subject())),
+            None if image.policies.is_empty() => {
+                d.denials.push(format!("{}: trustgate reached no decision for it, so it is denied", image.subject()))
+            }
             None => {}
         }
         for p in &image.policies {
@@ -383,6 +413,7 @@ fn image_json(i: &ImageResult, unmatched: Unmatched) -> Value {
             json!({"kind": "no-matching-policy", "message": format!("no ClusterImagePolicy governs {repository}")})
         }
         ImageProblem::InvalidReference(m) => json!({"kind": "invalid-reference", "message": m}),
+        ImageProblem::NotEvaluated(e) => json!({"kind": e.kind(), "message": e.to_string()}),
     });
     let policies: Vec<Value> = i
         .policies
@@ -534,6 +565,13 @@ mod tests {
             Finding::SignedForAnotherDigest { signed_for: vec!["sha256:00".into()], authorities: a.clone() },
             Finding::ThresholdNotMet {
                 verified: a.clone(),
+                signers: 1,
+                threshold: 2,
+                authorities: vec!["release-key".into(), "ci".into()],
+            },
+            Finding::ThresholdNotMet {
+                verified: vec!["release-key".into(), "ci".into()],
+                signers: 1,
                 threshold: 2,
                 authorities: vec!["release-key".into(), "ci".into()],
             },
@@ -547,6 +585,10 @@ mod tests {
         assert_eq!(
             findings[2].message(),
             "2 signatures found, none verified by any of [release-key] (signed with another key, or altered)"
+        );
+        assert_eq!(
+            findings[5].message(),
+            "verified by [release-key, ci] but by only 1 distinct signer, and the policy requires 2 of [release-key, ci] (one key or identity counts once)"
         );
     }
 

@@ -1,15 +1,21 @@
 //! The pipeline for a set of images: images → policy match → evidence → decision. The webhook
 //! and the CLI both call [`Engine::evaluate`], so they give the same answer.
 //!
-//! Each distinct image is evaluated once per request, concurrently, in its own task: when the
-//! admission deadline passes the request is answered at once, and verification that is still
-//! running finishes in the background and fills the cache for the API server's retry.
+//! Each distinct image is first decided from the caches alone, without waiting on anything: a
+//! cached review never queues behind registry work. Only images the caches cannot decide get
+//! a task, at most [`Bounds::images_per_review`] of one review at a time and
+//! [`Bounds::verifications`] in the whole process. When the admission deadline passes the
+//! review is answered at once: images whose verification is running are denied as not
+//! evaluated in time and finish in the background, filling the cache for the API server's
+//! retry; images not started yet are never started. Nothing unfinished is ever admitted.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet, VecDeque};
 use std::sync::Arc;
 use std::time::Duration;
 
 use arc_swap::ArcSwap;
+use futures::StreamExt;
+use tokio::sync::Semaphore;
 use tokio::time::Instant;
 
 use crate::cache::{Caches, DecisionKey};
@@ -24,6 +30,22 @@ use crate::images::{Digest, ImageRef, WorkloadImage};
 use crate::metrics::Metrics;
 use crate::policy::{predicate_type_matches, AttestationCheck, AttestationRule, Labels, Policy, PolicySet, TrustedKey};
 
+/// How much verification work the engine starts.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Bounds {
+    /// Images of one review verified at once; the rest wait their turn (and, past the
+    /// deadline, are never started).
+    pub images_per_review: usize,
+    /// Image verifications running in the whole process, background ones included.
+    pub verifications: usize,
+}
+
+impl Default for Bounds {
+    fn default() -> Self {
+        Bounds { images_per_review: 16, verifications: 256 }
+    }
+}
+
 /// Evaluates images against the policies in force.
 pub struct Engine {
     policies: ArcSwap<PolicySet>,
@@ -31,6 +53,9 @@ pub struct Engine {
     caches: Caches,
     unmatched: Unmatched,
     metrics: Arc<Metrics>,
+    bounds: Bounds,
+    /// One permit per running image verification.
+    verifications: Arc<Semaphore>,
 }
 
 impl std::fmt::Debug for Engine {
@@ -38,8 +63,18 @@ impl std::fmt::Debug for Engine {
         f.debug_struct("Engine")
             .field("policies", &self.policies.load().policies().len())
             .field("unmatched", &self.unmatched)
+            .field("bounds", &self.bounds)
             .finish()
     }
+}
+
+/// Whether an image may be evaluated with registry reads, or only from the caches.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Reads {
+    /// From the caches alone: `None` when something is not cached.
+    CacheOnly,
+    /// Whatever it takes.
+    Registry,
 }
 
 impl Engine {
@@ -50,7 +85,25 @@ impl Engine {
         unmatched: Unmatched,
         metrics: Arc<Metrics>,
     ) -> Self {
-        Engine { policies: ArcSwap::from_pointee(policies), registry, caches, unmatched, metrics }
+        let bounds = Bounds::default();
+        Engine {
+            policies: ArcSwap::from_pointee(policies),
+            registry,
+            caches,
+            unmatched,
+            metrics,
+            bounds,
+            verifications: Arc::new(Semaphore::new(bounds.verifications)),
+        }
+    }
+
+    /// The same engine with other [`Bounds`] (each at least 1).
+    pub fn with_bounds(mut self, bounds: Bounds) -> Self {
+        let bounds =
+            Bounds { images_per_review: bounds.images_per_review.max(1), verifications: bounds.verifications.max(1) };
+        self.bounds = bounds;
+        self.verifications = Arc::new(Semaphore::new(bounds.verifications));
+        self
     }
 
     /// Replaces the policies in force; in-flight evaluations finish with the set they started with.
@@ -66,6 +119,11 @@ impl Engine {
     /// The decision caches (for benchmarks and metrics).
     pub fn caches(&self) -> &Caches {
         &self.caches
+    }
+
+    /// Image verifications running now, background ones included (for tests and metrics).
+    pub fn verifications_running(&self) -> usize {
+        self.bounds.verifications.saturating_sub(self.verifications.available_permits())
     }
 
     /// Evaluates every image of a workload in a namespace with `labels`; images still being
@@ -84,78 +142,137 @@ impl Engine {
     ) -> Decision {
         let policies = self.policies.load_full();
         // Whole milliseconds: the budget is for people to read.
+        let left = deadline.saturating_duration_since(Instant::now());
         let budget = Duration::from_millis(
-            deadline.saturating_duration_since(Instant::now()).as_secs_f64().mul_add(1e3, 0.5) as u64,
+            u64::try_from(left.as_nanos().saturating_add(500_000) / 1_000_000).unwrap_or(u64::MAX),
         );
-        // A workload with 10,000 containers of one image verifies that image once.
-        let mut distinct: HashMap<&str, Option<tokio::task::JoinHandle<ImageEval>>> = HashMap::new();
+        // A workload with 10,000 containers of one image verifies that image once. Whatever the
+        // caches decide is decided here, before any task is started.
+        let mut evaluated: HashMap<&str, ImageEval> = HashMap::new();
+        let mut queue: VecDeque<&str> = VecDeque::new();
+        let mut seen: HashSet<&str> = HashSet::new();
         for image in images {
-            distinct.entry(image.image.as_str()).or_insert_with(|| {
-                let (engine, policies, labels, reference, pull) =
-                    (self.clone(), policies.clone(), labels.clone(), image.image.clone(), pull.clone());
-                Some(tokio::spawn(async move { engine.evaluate_image(&reference, &policies, &labels, &pull).await }))
-            });
+            let reference = image.image.as_str();
+            if !seen.insert(reference) {
+                continue;
+            }
+            match self.evaluate_image(reference, &policies, labels, &pull, Reads::CacheOnly).await {
+                Some(eval) => {
+                    evaluated.insert(reference, eval);
+                }
+                None => queue.push_back(reference),
+            }
         }
-        let mut evaluated: HashMap<&str, ImageEval> = HashMap::with_capacity(distinct.len());
-        for (reference, handle) in distinct.iter_mut() {
-            let handle = handle.take().expect("each handle is awaited once");
-            let eval = match tokio::time::timeout_at(deadline, handle).await {
-                Ok(Ok(eval)) => eval,
-                Ok(Err(join)) => std::panic::resume_unwind(join.into_panic()),
-                // The task goes on in the background; its result lands in the cache.
-                Err(_) => self.timed_out(reference, &policies, labels, budget),
-            };
-            evaluated.insert(reference, eval);
+        let mut running = futures::stream::FuturesUnordered::new();
+        let mut started: Vec<&str> = Vec::new();
+        let mut finished: HashSet<&str> = HashSet::new();
+        'review: loop {
+            while running.len() < self.bounds.images_per_review {
+                let Some(&reference) = queue.front() else { break };
+                // A turn among the process's verifications, waiting no longer than the deadline.
+                let permit = match tokio::time::timeout_at(deadline, self.verifications.clone().acquire_owned()).await {
+                    Ok(Ok(permit)) => permit,
+                    _ => break 'review,
+                };
+                queue.pop_front();
+                started.push(reference);
+                let (engine, policies, labels, owned, pull) =
+                    (self.clone(), policies.clone(), labels.clone(), reference.to_owned(), pull.clone());
+                let task = tokio::spawn(async move {
+                    let _turn = permit;
+                    engine.evaluate_image(&owned, &policies, &labels, &pull, Reads::Registry).await
+                });
+                // Dropping this future (at the deadline) detaches the task; it is not aborted.
+                running.push(async move { (reference, task.await) });
+            }
+            if running.is_empty() {
+                break;
+            }
+            match tokio::time::timeout_at(deadline, running.next()).await {
+                Ok(Some((reference, Ok(Some(eval))))) => {
+                    evaluated.insert(reference, eval);
+                }
+                // A registry evaluation always answers; `None` is a bug, and fails closed.
+                Ok(Some((reference, Ok(None)))) => {
+                    let e = EvalError::Internal("the evaluation gave no answer".into());
+                    evaluated.insert(reference, self.not_evaluated(reference, &policies, labels, e));
+                }
+                Ok(Some((reference, Err(join)))) => {
+                    tracing::error!(image = reference, error = %join, "image evaluation failed; denied");
+                    let e = EvalError::Internal("the evaluation of this image failed; see the server log".into());
+                    evaluated.insert(reference, self.not_evaluated(reference, &policies, labels, e));
+                }
+                Ok(None) | Err(_) => break,
+            }
+        }
+        drop(running);
+        // Whatever did not finish is denied: running ones finish into the cache, the rest wait
+        // for the API server's retry.
+        finished.extend(evaluated.keys().copied());
+        for reference in started {
+            if !finished.contains(reference) {
+                let e = EvalError::Deadline { budget, started: true };
+                evaluated.insert(reference, self.not_evaluated(reference, &policies, labels, e));
+            }
+        }
+        for reference in queue {
+            let e = EvalError::Deadline { budget, started: false };
+            evaluated.insert(reference, self.not_evaluated(reference, &policies, labels, e));
         }
         let results = images
             .iter()
             .map(|image| {
-                let eval = &evaluated[image.image.as_str()];
+                let eval = evaluated.get(image.image.as_str());
                 ImageResult {
                     path: image.path.clone(),
                     container: image.container.clone(),
                     image: image.image.clone(),
-                    repository: eval.repository.clone(),
-                    digest: eval.digest.clone(),
-                    problem: eval.problem.clone(),
-                    policies: eval.policies.clone(),
+                    repository: eval.and_then(|e| e.repository.clone()),
+                    digest: eval.and_then(|e| e.digest.clone()),
+                    // Every image has an evaluation by now; if one had none it is not admitted.
+                    problem: match eval {
+                        Some(e) => e.problem.clone(),
+                        None => Some(ImageProblem::NotEvaluated(EvalError::Internal("no evaluation".into()))),
+                    },
+                    policies: eval.map(|e| e.policies.clone()).unwrap_or_default(),
                 }
             })
             .collect();
         decide(results, self.unmatched)
     }
 
-    fn timed_out(&self, reference: &str, policies: &PolicySet, labels: &Labels, budget: Duration) -> ImageEval {
+    /// What is said of an image whose evaluation did not finish: every policy that governs it
+    /// fails with `error`, and when none is known to, the image itself does. Never admitted.
+    fn not_evaluated(&self, reference: &str, policies: &PolicySet, labels: &Labels, error: EvalError) -> ImageEval {
         let parsed = ImageRef::parse(reference).ok();
         let repository = parsed.as_ref().map(ImageRef::repository_name);
-        let policies = repository
+        let results: Vec<PolicyResult> = repository
             .as_deref()
-            .map(|repo| {
-                policies
-                    .matching(repo, labels)
-                    .map(|p| result(p, Outcome::Error(EvalError::Deadline(budget))))
-                    .collect()
-            })
+            .map(|repo| policies.matching(repo, labels).map(|p| result(p, Outcome::Error(error.clone()))).collect())
             .unwrap_or_default();
-        ImageEval { repository, digest: parsed.and_then(|p| p.digest), problem: None, policies }
+        let problem = results.is_empty().then_some(ImageProblem::NotEvaluated(error));
+        ImageEval { repository, digest: parsed.and_then(|p| p.digest), problem, policies: results }
     }
 
+    /// Evaluates one image. With [`Reads::CacheOnly`] it reads nothing from a registry and
+    /// returns `None` as soon as it would have to.
     async fn evaluate_image(
         &self,
         reference: &str,
         policies: &PolicySet,
         labels: &Labels,
         pull: &Credentials,
-    ) -> ImageEval {
+        reads: Reads,
+    ) -> Option<ImageEval> {
         let image = match ImageRef::parse(reference) {
             Ok(i) => i,
             Err(e) => {
-                return ImageEval {
+                return Some(ImageEval {
                     repository: None,
                     digest: None,
                     problem: Some(ImageProblem::InvalidReference(e.to_string())),
                     policies: vec![],
-                }
+                })
             }
         };
         let repository = image.repository_name();
@@ -168,23 +285,29 @@ impl Engine {
         };
         if matching.is_empty() {
             eval.problem = Some(ImageProblem::Unmatched { repository });
-            return eval;
+            return Some(eval);
         }
         let needs_evidence = matching.iter().any(|p| p.signatures.is_some() && p.invalid.is_none());
         // Attestations too are fetched at most once per image, and only when a policy needs them.
         let fetched_attestations: tokio::sync::OnceCell<Result<Vec<AttestationLayer>, EvalError>> =
             tokio::sync::OnceCell::new();
         if eval.digest.is_none() && needs_evidence {
-            let resolved = self.caches.tag(image.to_string(), self.registry.resolve(&image, pull)).await;
+            let resolved = match reads {
+                Reads::CacheOnly => Ok(self.caches.cached_tag(&image.to_string()).await?),
+                Reads::Registry => self.caches.tag(image.to_string(), self.registry.resolve(&image, pull)).await,
+            };
             match resolved {
                 Ok(d) => eval.digest = Some(d),
                 Err(e) => {
                     let err = EvalError::Registry(e);
                     eval.policies = matching.iter().map(|p| result(p, Outcome::Error(err.clone()))).collect();
-                    return eval;
+                    return Some(eval);
                 }
             }
         }
+        // Cache lookups, counted once the image is decided (a cache-only pass that gives up is
+        // tried again with reads, and must not count its hits twice).
+        let mut lookups: Vec<bool> = Vec::new();
         // Signatures are fetched at most once per image, and only on a cache miss.
         let fetched: tokio::sync::OnceCell<Result<Vec<SignatureLayer>, EvalError>> = tokio::sync::OnceCell::new();
         // So are sigstore bundles (cosign v3), which hold signatures and attestations alike.
@@ -261,8 +384,11 @@ impl Engine {
                     }
                     Ok(Verdict { outcome, examined })
                 };
-                let (verdict, hit) = self.caches.decision(key, verify).await;
-                self.metrics.cache(hit);
+                let (verdict, hit) = match reads {
+                    Reads::CacheOnly => (Ok(self.caches.cached_decision(&key).await?), true),
+                    Reads::Registry => self.caches.decision(key, verify).await,
+                };
+                lookups.push(hit);
                 match verdict {
                     Ok(v) => match &v.outcome {
                         Outcome::Passed { verified_by: by } => {
@@ -287,7 +413,10 @@ impl Engine {
             let outcome = if findings.is_empty() { Outcome::Passed { verified_by } } else { Outcome::Failed(findings) };
             eval.policies.push(PolicyResult { examined, ..result(policy, outcome) });
         }
-        eval
+        for hit in lookups {
+            self.metrics.cache(hit);
+        }
+        Some(eval)
     }
 }
 
@@ -309,11 +438,11 @@ fn check_signatures(
         let mut signature = false;
         for key in &rule.keys {
             match bundle::verify_referrer(&[key], digest, layer) {
-                Ok((name, Claim::Signature)) => {
-                    report.verified_by(&name);
+                Ok(bundle::Vouched { authority, signer, claim: Claim::Signature }) => {
+                    report.verified_by(&authority, signer);
                     (claimed, signature) = (true, true);
                 }
-                Ok((_, Claim::Attestation(_))) => claimed = true,
+                Ok(bundle::Vouched { claim: Claim::Attestation(_), .. }) => claimed = true,
                 // Signed by this authority for another image: a copied signature, or a copied
                 // attestation (which is not a signature at all).
                 Err(Rejected::OtherSubject { predicate_type })
@@ -335,11 +464,14 @@ fn check_signatures(
     report.verified.sort_by_key(|name| rule.keys.iter().position(|k| &k.name == name));
     let authorities: Vec<String> = rule.keys.iter().map(|k| k.name.clone()).collect();
     let keyless = rule.keys.iter().all(|k| matches!(k.signer, crate::policy::Signer::Keyless(_)));
-    if report.verified.len() >= rule.threshold {
+    // A threshold counts authorities with a signer of their own: one key under two names, or
+    // one identity two keyless authorities both accept, is one signature, not two.
+    let signers = report.distinct_signers();
+    if signers >= rule.threshold {
         return Outcome::Passed { verified_by: report.verified };
     }
     let finding = if !report.verified.is_empty() {
-        Finding::ThresholdNotMet { verified: report.verified, threshold: rule.threshold, authorities }
+        Finding::ThresholdNotMet { verified: report.verified, signers, threshold: rule.threshold, authorities }
     } else if report.examined == 0 {
         Finding::NotSigned { authorities, keyless }
     } else if !report.other_digests.is_empty() {
@@ -365,9 +497,9 @@ fn check_attestation(
     let keys: Vec<&TrustedKey> = signatures.keys.iter().filter(|k| rule.authorities.contains(&k.name)).collect();
     let classic = layers.iter().map(|layer| attest::verify(&keys, digest, layer));
     let in_bundles = bundles.iter().filter_map(|layer| match bundle::verify_referrer(&keys, digest, layer) {
-        Ok((_, Claim::Attestation(statement))) => Some(Ok(statement)),
+        Ok(bundle::Vouched { claim: Claim::Attestation(statement), .. }) => Some(Ok(statement)),
         // A signature, or a bundle none of these authorities signed (it may be another's signature).
-        Ok((_, Claim::Signature)) | Err(Rejected::UntrustedSigner) => None,
+        Ok(bundle::Vouched { claim: Claim::Signature, .. }) | Err(Rejected::UntrustedSigner) => None,
         Err(e) => Some(Err(e)),
     });
     let mut rejected = Vec::new();
@@ -463,6 +595,8 @@ mod tests {
         fail: Mutex<Option<RegistryError>>,
         delay: Option<Duration>,
         signature_calls: AtomicUsize,
+        /// Panics when asked for signatures (a bug somewhere below the engine).
+        panics: bool,
     }
 
     #[async_trait]
@@ -483,6 +617,7 @@ mod tests {
             _: &Credentials,
         ) -> Result<Vec<SignatureLayer>, RegistryError> {
             self.signature_calls.fetch_add(1, Ordering::SeqCst);
+            assert!(!self.panics, "a bug below the engine");
             if let Some(d) = self.delay {
                 tokio::time::sleep(d).await;
             }
@@ -873,5 +1008,136 @@ mod tests {
             "{}",
             decision.denials[0]
         );
+    }
+
+    /// Issue 9, case 7: the deadline passes before any image task has run (forced: on this
+    /// current-thread runtime a spawned task cannot run before the engine yields, and the
+    /// deadline is already over). On the old engine the unmatched and unparseable images got
+    /// neither a policy result nor a problem, and were admitted even under `--unmatched deny`.
+    #[tokio::test]
+    async fn images_not_evaluated_by_the_deadline_are_never_admitted() {
+        let key = TestKey::new(SigningScheme::default());
+        let reg = Arc::new(FakeRegistry { delay: Some(Duration::from_secs(5)), ..Default::default() });
+        let e = engine(reg.clone(), policies(&key.public_pem, ""));
+        let d = Digest::of(b"slow");
+        let refs =
+            ["quay.io/unmatched/app:1".to_owned(), "Not A Reference!".to_owned(), format!("registry.acme.io/api@{d}")];
+        let refs: Vec<&str> = refs.iter().map(String::as_str).collect();
+        let past = Instant::now() - Duration::from_millis(1);
+        let decision = e.evaluate(&images(&refs), &Labels::new(), past).await;
+        assert!(!decision.allowed);
+        assert!(decision.images.iter().all(|i| !i.allowed(Unmatched::Deny)), "{:?}", decision.images);
+        assert_eq!(decision.denials.len(), 3, "{:?}", decision.denials);
+        assert!(
+            decision.denials[0].contains("no ClusterImagePolicy governs quay.io/unmatched/app"),
+            "{:?}",
+            decision.denials
+        );
+        assert!(decision.denials[2].contains("could not evaluate within the"), "{:?}", decision.denials);
+
+        // What the deadline path says of an image no policy is known to govern: denied, even
+        // where the operator admits unmatched images.
+        let eval = e.not_evaluated(
+            "quay.io/unmatched/app:1",
+            &e.policies(),
+            &Labels::new(),
+            EvalError::Deadline { budget: Duration::ZERO, started: true },
+        );
+        let result = ImageResult {
+            path: "spec.containers[0].image".into(),
+            container: "c".into(),
+            image: "quay.io/unmatched/app:1".into(),
+            repository: eval.repository,
+            digest: eval.digest,
+            problem: eval.problem,
+            policies: eval.policies,
+        };
+        assert!(!result.allowed(Unmatched::Allow));
+        let decision = decide(vec![result], Unmatched::Allow);
+        assert!(!decision.allowed);
+        assert!(
+            decision.denials[0].contains("could not evaluate within the 0ns admission deadline"),
+            "{:?}",
+            decision.denials
+        );
+    }
+
+    /// A panic while verifying one image denies that image, says so, and answers the review.
+    #[tokio::test]
+    async fn a_failed_evaluation_is_denied_not_propagated() {
+        let key = TestKey::new(SigningScheme::default());
+        let reg = Arc::new(FakeRegistry { panics: true, ..Default::default() });
+        let e = engine(reg, policies(&key.public_pem, ""));
+        let r = [format!("registry.acme.io/api@{}", Digest::of(b"x"))];
+        let refs: Vec<&str> = r.iter().map(String::as_str).collect();
+        let decision = e.evaluate(&images(&refs), &Labels::new(), soon()).await;
+        assert!(!decision.allowed);
+        assert!(decision.denials[0].contains("trustgate failed to evaluate it"), "{:?}", decision.denials);
+    }
+
+    /// Issue 9, case 6, in the engine: a review of many images on a hanging registry starts
+    /// only `images_per_review` verifications, is answered at its deadline, and a cached image
+    /// reviewed meanwhile is answered from the cache without waiting for a turn.
+    #[tokio::test]
+    async fn a_flood_of_images_is_bounded_and_cached_reviews_do_not_wait() {
+        let key = TestKey::new(SigningScheme::default());
+        let cached = Digest::of(b"cached");
+        let reg = Arc::new(FakeRegistry::default());
+        reg.signatures.lock().unwrap().insert(cached.clone(), vec![key.sign(&payload(cached.as_str()))]);
+        let e = Arc::new(
+            Engine::new(
+                policies(&key.public_pem, ""),
+                reg.clone(),
+                Caches::new(CacheConfig::default()),
+                Unmatched::Deny,
+                Arc::new(Metrics::default()),
+            )
+            .with_bounds(Bounds { images_per_review: 2, verifications: 2 }),
+        );
+        let cached_ref = [format!("registry.acme.io/api@{cached}")];
+        let cached_refs: Vec<&str> = cached_ref.iter().map(String::as_str).collect();
+        assert!(e.evaluate(&images(&cached_refs), &Labels::new(), soon()).await.allowed);
+        // From now on every registry read hangs.
+        let hanging = Arc::new(FakeRegistry { delay: Some(Duration::from_secs(3600)), ..Default::default() });
+        let flood = Arc::new(
+            Engine::new(
+                policies(&key.public_pem, ""),
+                hanging.clone(),
+                e.caches().clone(),
+                Unmatched::Deny,
+                Arc::new(Metrics::default()),
+            )
+            .with_bounds(Bounds { images_per_review: 2, verifications: 2 }),
+        );
+        let many: Vec<String> =
+            (0..1000).map(|i| format!("registry.acme.io/api@{}", Digest::of(&[i as u8, (i >> 8) as u8]))).collect();
+        let many: Vec<&str> = many.iter().map(String::as_str).collect();
+        let decision =
+            flood.evaluate(&images(&many), &Labels::new(), Instant::now() + Duration::from_millis(100)).await;
+        assert!(!decision.allowed);
+        assert_eq!(hanging.signature_calls.load(Ordering::SeqCst), 2, "only two verifications were started");
+        assert_eq!(flood.verifications_running(), 2, "they go on in the background, and no more");
+        let not_started = decision
+            .images
+            .iter()
+            .filter(|i| {
+                i.policies
+                    .iter()
+                    .any(|p| matches!(p.outcome, Outcome::Error(EvalError::Deadline { started: false, .. })))
+            })
+            .count();
+        assert_eq!(not_started, 998);
+        // The process's verifications are all taken, and a cached review is still answered.
+        let decision =
+            flood.evaluate(&images(&cached_refs), &Labels::new(), Instant::now() + Duration::from_millis(100)).await;
+        assert!(decision.allowed, "{:?}", decision.denials);
+        // An uncached one waits for a turn no longer than its deadline.
+        let started = Instant::now();
+        let other = [format!("registry.acme.io/api@{}", Digest::of(b"other"))];
+        let other: Vec<&str> = other.iter().map(String::as_str).collect();
+        let decision =
+            flood.evaluate(&images(&other), &Labels::new(), Instant::now() + Duration::from_millis(100)).await;
+        assert!(started.elapsed() < Duration::from_secs(2));
+        assert!(decision.denials[0].contains("not started"), "{:?}", decision.denials);
     }
 }

@@ -12,6 +12,7 @@ pub mod admission;
 pub mod cache;
 pub mod cli;
 pub mod decision;
+pub mod duration;
 pub mod engine;
 pub mod evidence;
 pub mod images;

@@ -187,6 +187,59 @@ async fn a_non_workload_is_admitted_with_a_warning() {
     assert_eq!(response["warnings"][0], "trustgate: ConfigMap is not a workload kind it evaluates; admitted unchecked");
 }
 
+/// `request.kind` says where the images are; an object of another kind would hide them there.
+#[tokio::test]
+async fn an_object_of_another_kind_than_the_request_is_denied() {
+    let mut r = fixture("create-pod");
+    r["request"]["object"] = fixture("create-deployment")["request"]["object"].clone();
+    let response = review(&r).await;
+    assert_eq!(response["allowed"], false);
+    assert_eq!(
+        response["status"]["message"],
+        "trustgate denied Pod shop/api: the request is for a Pod, but its object is a Deployment"
+    );
+    r["request"]["object"].as_object_mut().unwrap().remove("kind");
+    let response = review(&r).await;
+    assert_eq!(response["allowed"], false);
+    assert!(response["status"]["message"].as_str().unwrap().ends_with("but its object has no kind"), "{response}");
+}
+
+/// An image a Pod mounts (`volumes[].image`) is evaluated like one it runs, in every kind.
+#[rstest]
+#[case("create-pod", "spec")]
+#[case("create-deployment", "spec.template.spec")]
+#[case("create-cronjob", "spec.jobTemplate.spec.template.spec")]
+#[tokio::test]
+async fn image_volumes_are_evaluated_with_their_field_path(#[case] name: &str, #[case] prefix: &str) {
+    let mut r = fixture(name);
+    let digest = format!("sha256:{}", "0".repeat(64));
+    edit_pod_spec(&mut r, |spec| {
+        for c in spec["containers"].as_array_mut().unwrap() {
+            c["image"] = json!(format!("registry.acme.io/apps/api@{digest}"));
+        }
+        spec.as_object_mut().unwrap().remove("initContainers");
+        spec["volumes"] = json!([
+            {"name": "scratch", "emptyDir": {}},
+            {"name": "model", "image": {"reference": "registry.acme.io/apps/model:v1", "pullPolicy": "IfNotPresent"}}
+        ]);
+    });
+    let response = review(&r).await;
+    assert_eq!(response["allowed"], false, "{response}");
+    let message = response["status"]["message"].as_str().unwrap();
+    assert!(
+        message.contains(&format!(
+            "{prefix}.volumes[1].image.reference registry.acme.io/apps/model:v1: policy \"apps-by-digest\": referenced by tag"
+        )),
+        "{message}"
+    );
+    assert!(!message.contains("containers["), "the containers are pinned: {message}");
+    // Pinned too: admitted.
+    edit_pod_spec(&mut r, |spec| {
+        spec["volumes"][1]["image"]["reference"] = json!(format!("registry.acme.io/apps/model@{digest}"))
+    });
+    assert_eq!(review(&r).await["allowed"], true);
+}
+
 #[tokio::test]
 async fn a_malformed_workload_is_denied_with_the_field() {
     let mut r = fixture("create-deployment");

@@ -43,9 +43,16 @@ struct EnvelopeSignature {
     sig: String,
 }
 
+/// The in-toto statement types an attestation may be (the in-toto attestation framework's
+/// v0.1, which cosign v2 writes, and v1). Anything else is not an in-toto statement, however
+/// its fields look.
+pub const IN_TOTO_STATEMENT_TYPES: [&str; 2] = ["https://in-toto.io/Statement/v0.1", "https://in-toto.io/Statement/v1"];
+
 #[derive(Deserialize)]
 #[serde(rename_all = "camelCase")]
 struct Statement {
+    #[serde(rename = "_type")]
+    type_: String,
     #[serde(default)]
     subject: Vec<Subject>,
     predicate_type: String,
@@ -166,6 +173,12 @@ pub(crate) fn sha256_artifact(digest: &Digest) -> sigstore_types::Artifact<'stat
 pub(crate) fn bound_statement(signer: &str, payload: &[u8], digest: &Digest) -> Result<VerifiedStatement, Rejected> {
     let statement: Statement =
         serde_json::from_slice(payload).map_err(|e| Rejected::Malformed(format!("statement: {e}")))?;
+    if !IN_TOTO_STATEMENT_TYPES.contains(&statement.type_.as_str()) {
+        return Err(Rejected::Malformed(format!(
+            "statement _type {:?} is not an in-toto Statement (v0.1 or v1)",
+            statement.type_
+        )));
+    }
     let ours = statement.subject.iter().any(|s| s.digest.get("sha256").is_some_and(|h| h == digest.hex()));
     if !ours {
         return Err(Rejected::OtherSubject { predicate_type: statement.predicate_type });
@@ -253,5 +266,34 @@ pub(crate) mod tests {
             material: Default::default(),
         };
         assert!(matches!(verify(&[&k.trusted("k")], &d, &garbage), Err(Rejected::Malformed(_))));
+    }
+
+    /// Signed, bound to the digest, with a predicate type policies ask for: still not
+    /// provenance unless it is an in-toto statement.
+    #[test]
+    fn only_in_toto_statements_are_read() {
+        let k = TestKey::new(SigningScheme::default());
+        let d = Digest::of(b"img");
+        for (type_, accepted) in [
+            (json!("https://in-toto.io/Statement/v1"), true),
+            (json!("https://in-toto.io/Statement/v0.1"), true),
+            (json!("https://in-toto.io/Statement/v2"), false),
+            (json!("https://evil.example/Statement/v1"), false),
+            (json!(null), false),
+        ] {
+            let mut s = statement(&d, "https://slsa.dev/provenance/v1", json!({}));
+            s["_type"] = type_.clone();
+            let result = verify(&[&k.trusted("k")], &d, &envelope(&k, &s));
+            assert_eq!(result.is_ok(), accepted, "{type_}: {result:?}");
+            if !accepted && type_.is_string() {
+                assert!(
+                    matches!(&result, Err(Rejected::Malformed(m)) if m.contains("is not an in-toto Statement")),
+                    "{result:?}"
+                );
+            }
+        }
+        let mut untyped = statement(&d, "https://slsa.dev/provenance/v1", json!({}));
+        untyped.as_object_mut().unwrap().remove("_type");
+        assert!(matches!(verify(&[&k.trusted("k")], &d, &envelope(&k, &untyped)), Err(Rejected::Malformed(_))));
     }
 }

@@ -134,10 +134,9 @@ enum ParseError {
 fn normalise_host(key: &str) -> String {
     let host = key.trim_start_matches("https://").trim_start_matches("http://");
     let host = host.split('/').next().unwrap_or_default();
-    match host {
-        "index.docker.io" | "registry-1.docker.io" | "docker.io" => "docker.io".to_owned(),
-        h => h.to_owned(),
-    }
+    // Spelled as image references are (`LOCALHOST:05000` is `localhost:5000`); a key that is
+    // no host at all is kept as written and matches nothing.
+    crate::images::canonical_host(host).unwrap_or_else(|_| host.to_owned())
 }
 
 /// A parsed `WWW-Authenticate` challenge.

@@ -18,7 +18,7 @@ use base64::Engine as _;
 use sigstore_types::SignatureContent;
 
 use super::attest::{bound_statement, pae, sha256_artifact, Rejected, VerifiedStatement, IN_TOTO_PAYLOAD_TYPE};
-use super::cosign::signature_verifies;
+use super::cosign::{signature_verifies, SignerId};
 use super::BundleLayer;
 use crate::images::Digest;
 use crate::policy::{Signer, TrustedKey};
@@ -47,14 +47,18 @@ pub fn parse(layer: &BundleLayer) -> Parsed {
     serde_json::from_slice(&layer.bytes).map_err(|e| Rejected::Malformed(format!("not a sigstore bundle: {e}")))
 }
 
+/// A referrer bundle that verified: which authority, which signer (key or certified
+/// identity), and what it says.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Vouched {
+    pub authority: String,
+    pub signer: SignerId,
+    pub claim: Claim,
+}
+
 /// Verifies a referrer bundle against the first of `authorities` that signed it, then binds it
-/// to `digest`: the statement is read only after its signature verified. Returns the
-/// authority's name and what the bundle says.
-pub fn verify_referrer(
-    authorities: &[&TrustedKey],
-    digest: &Digest,
-    bundle: &Parsed,
-) -> Result<(String, Claim), Rejected> {
+/// to `digest`: the statement is read only after its signature verified.
+pub fn verify_referrer(authorities: &[&TrustedKey], digest: &Digest, bundle: &Parsed) -> Result<Vouched, Rejected> {
     let bundle = bundle.as_ref().map_err(Clone::clone)?;
     let mut keyless_reason = None;
     let mut signer = None;
@@ -62,7 +66,7 @@ pub fn verify_referrer(
         match &authority.signer {
             Signer::Key { key, pem } => {
                 if key_signed(key, pem, bundle, digest) {
-                    signer = Some(authority);
+                    signer = Some((authority, SignerId::key(pem)));
                     break;
                 }
             }
@@ -71,8 +75,8 @@ pub fn verify_referrer(
                     continue;
                 }
                 match keyless.verify(bundle, sha256_artifact(digest)) {
-                    Ok(_) => {
-                        signer = Some(authority);
+                    Ok(certified) => {
+                        signer = Some((authority, SignerId::identity(&certified.issuer, &certified.subject)));
                         break;
                     }
                     Err(why) => keyless_reason = Some(format!("{}: {why}", authority.name)),
@@ -80,12 +84,14 @@ pub fn verify_referrer(
             }
         }
     }
-    let signer = signer.ok_or_else(|| keyless_reason.map_or(Rejected::UntrustedSigner, Rejected::Keyless))?;
+    let (authority, signer) =
+        signer.ok_or_else(|| keyless_reason.map_or(Rejected::UntrustedSigner, Rejected::Keyless))?;
+    let vouched = |claim| Ok(Vouched { authority: authority.name.clone(), signer, claim });
     // Verified: from here on the bundle's content is the signer's word.
     match &bundle.content {
         SignatureContent::MessageSignature(m) => {
             if m.message_digest.as_ref().is_some_and(|d| d.digest.as_bytes() == digest.bytes()) {
-                Ok((signer.name.clone(), Claim::Signature))
+                vouched(Claim::Signature)
             } else {
                 Err(Rejected::OtherSubject { predicate_type: "message signature".into() })
             }
@@ -94,11 +100,11 @@ pub fn verify_referrer(
             if envelope.payload_type != IN_TOTO_PAYLOAD_TYPE {
                 return Err(Rejected::Malformed(format!("payload type {:?}", envelope.payload_type)));
             }
-            let statement = bound_statement(&signer.name, envelope.payload.as_bytes(), digest)?;
+            let statement = bound_statement(&authority.name, envelope.payload.as_bytes(), digest)?;
             if statement.predicate_type == COSIGN_SIGN_PREDICATE {
-                Ok((signer.name.clone(), Claim::Signature))
+                vouched(Claim::Signature)
             } else {
-                Ok((signer.name.clone(), Claim::Attestation(statement)))
+                vouched(Claim::Attestation(statement))
             }
         }
         _ => Err(Rejected::Malformed("neither a message signature nor a DSSE envelope".into())),

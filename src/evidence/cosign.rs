@@ -17,6 +17,36 @@ use crate::policy::{Signer, TrustedKey};
 /// The `critical.type` of a cosign image signature payload.
 pub const SIMPLE_SIGNING_TYPE: &str = "cosign container image signature";
 
+/// Who made a verified signature: a public key (by its DER bytes) or a certified identity
+/// (issuer and subject). A threshold counts distinct signers, so one key or one identity
+/// never stands for two authorities.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub struct SignerId([u8; 32]);
+
+impl SignerId {
+    /// The signer behind a PEM public key.
+    pub fn key(pem: &str) -> SignerId {
+        use sha2::{Digest as _, Sha256};
+        // The DER, so two PEM spellings of one key are one signer.
+        let der = sigstore_types::DerPublicKey::from_pem(pem.trim()).map(|d| d.as_bytes().to_vec());
+        let mut h = Sha256::new();
+        h.update(b"key\0");
+        h.update(der.as_deref().unwrap_or(pem.trim().as_bytes()));
+        SignerId(h.finalize().into())
+    }
+
+    /// The signer behind a certificate identity.
+    pub fn identity(issuer: &str, subject: &str) -> SignerId {
+        use sha2::{Digest as _, Sha256};
+        let mut h = Sha256::new();
+        for part in [b"identity".as_slice(), issuer.as_bytes(), subject.as_bytes()] {
+            h.update(part);
+            h.update([0]);
+        }
+        SignerId(h.finalize().into())
+    }
+}
+
 /// What the signatures of one image digest proved against one policy's keys.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct SignatureReport {
@@ -24,6 +54,8 @@ pub struct SignatureReport {
     pub examined: usize,
     /// Authorities (by name, each once, in policy order) with a valid signature over this digest.
     pub verified: Vec<String>,
+    /// Which signer verified for which authority (each pair once).
+    pub signers: Vec<(String, SignerId)>,
     /// Digests named by payloads that verified against a policy key but were made for
     /// another image (a copied signature).
     pub other_digests: Vec<String>,
@@ -32,11 +64,54 @@ pub struct SignatureReport {
 }
 
 impl SignatureReport {
-    /// Records that `authority` verified a signature over this digest.
-    pub fn verified_by(&mut self, authority: &str) {
+    /// Records that `authority` verified a signature over this digest, made by `signer`.
+    pub fn verified_by(&mut self, authority: &str, signer: SignerId) {
         if !self.verified.iter().any(|v| v == authority) {
             self.verified.push(authority.to_owned());
         }
+        if !self.signers.iter().any(|(a, s)| a == authority && *s == signer) {
+            self.signers.push((authority.to_owned(), signer));
+        }
+    }
+
+    /// How many authorities verified with a signer of their own: the largest matching of
+    /// authorities to distinct signers (two authorities holding one key count once).
+    pub fn distinct_signers(&self) -> usize {
+        // Kuhn's augmenting paths; a policy has at most 32 authorities.
+        let authorities: Vec<&str> = self.verified.iter().map(String::as_str).collect();
+        let mut signers: Vec<SignerId> = self.signers.iter().map(|(_, s)| *s).collect();
+        signers.sort_by_key(|s| s.0);
+        signers.dedup();
+        let edges: Vec<Vec<usize>> = authorities
+            .iter()
+            .map(|a| {
+                self.signers
+                    .iter()
+                    .filter(|(name, _)| name == a)
+                    .filter_map(|(_, s)| signers.iter().position(|x| x == s))
+                    .collect()
+            })
+            .collect();
+        let mut owner: Vec<Option<usize>> = vec![None; signers.len()];
+        fn augment(a: usize, edges: &[Vec<usize>], owner: &mut [Option<usize>], seen: &mut [bool]) -> bool {
+            for &s in edges.get(a).map(Vec::as_slice).unwrap_or_default() {
+                if seen.get(s).copied().unwrap_or(true) {
+                    continue;
+                }
+                if let Some(slot) = seen.get_mut(s) {
+                    *slot = true;
+                }
+                let current = owner.get(s).copied().flatten();
+                if current.is_none_or(|other| augment(other, edges, owner, seen)) {
+                    if let Some(slot) = owner.get_mut(s) {
+                        *slot = Some(a);
+                    }
+                    return true;
+                }
+            }
+            false
+        }
+        (0..authorities.len()).filter(|&a| augment(a, &edges, &mut owner, &mut vec![false; signers.len()])).count()
     }
 
     /// Records why a signature was not accepted.
@@ -70,11 +145,12 @@ pub fn verify(keys: &[TrustedKey], digest: &Digest, layers: &[SignatureLayer]) -
     let mut report = SignatureReport { examined: layers.len(), ..Default::default() };
     for key in keys {
         for layer in layers {
-            match &key.signer {
-                Signer::Key { key, .. } => {
+            let signer = match &key.signer {
+                Signer::Key { key, pem } => {
                     if !signature_verifies(key, &layer.signature, &layer.payload) {
                         continue;
                     }
+                    SignerId::key(pem)
                 }
                 // A keyless authority needs the certificate; a key-signed layer is not its.
                 Signer::Keyless(_) if layer.material.certificate.is_none() => continue,
@@ -83,19 +159,22 @@ pub fn verify(keys: &[TrustedKey], digest: &Digest, layers: &[SignatureLayer]) -
                     let verified = classic_bundle(&layer.material, content).and_then(|bundle| {
                         keyless.verify(&bundle, sigstore_types::Artifact::from_blob(&layer.payload))
                     });
-                    if let Err(why) = verified {
-                        report.rejected(format!("{}: {why}", key.name));
-                        continue;
+                    match verified {
+                        Ok(certified) => SignerId::identity(&certified.issuer, &certified.subject),
+                        Err(why) => {
+                            report.rejected(format!("{}: {why}", key.name));
+                            continue;
+                        }
                     }
                 }
-            }
+            };
             // Verified: from here on the payload is the signer's word.
             match serde_json::from_slice::<SimpleSigning>(&layer.payload) {
                 Ok(p)
                     if p.critical.kind == SIMPLE_SIGNING_TYPE
                         && p.critical.image.docker_manifest_digest == digest.as_str() =>
                 {
-                    report.verified_by(&key.name);
+                    report.verified_by(&key.name, signer);
                     break;
                 }
                 Ok(p) if p.critical.kind == SIMPLE_SIGNING_TYPE => {
@@ -104,8 +183,16 @@ pub fn verify(keys: &[TrustedKey], digest: &Digest, layers: &[SignatureLayer]) -
                         report.other_digests.push(other);
                     }
                 }
-                // Signed, but not an image signature (or not one we can read): it vouches for nothing here.
-                _ => {}
+                // Signed by this authority, but not an image signature: it vouches for nothing
+                // here, and the developer is told what it is instead.
+                Ok(p) => report.rejected(format!(
+                    "{}: signed a payload of type {:?}, not a cosign image signature ({SIMPLE_SIGNING_TYPE:?})",
+                    key.name, p.critical.kind
+                )),
+                Err(e) => report.rejected(format!(
+                    "{}: signed a payload that is not a cosign image signature (simple-signing JSON: {e})",
+                    key.name
+                )),
             }
         }
     }
@@ -251,6 +338,60 @@ pub(crate) mod tests {
         layer.payload = payload(d.as_str());
         let report = verify(&[k.trusted("release")], &d, &[layer]);
         assert!(report.verified.is_empty() && report.other_digests.is_empty());
+    }
+
+    /// The right key signed something that is not an image signature: the report says what,
+    /// not "another key, or altered" (issue 9).
+    #[test]
+    fn a_signed_non_signature_payload_is_named() {
+        let k = TestKey::new(SigningScheme::default());
+        let d = digest(1);
+        let other_type = payload(d.as_str()).replace_type("cosign container image attestation");
+        let report = verify(&[k.trusted("release")], &d, &[k.sign(&other_type), k.sign(b"hello")]);
+        assert!(report.verified.is_empty());
+        assert_eq!(report.reasons.len(), 2, "{:?}", report.reasons);
+        assert!(report.reasons[0].contains("release: signed a payload of type \"cosign container image attestation\", not a cosign image signature"), "{:?}", report.reasons);
+        assert!(
+            report.reasons[1].contains("release: signed a payload that is not a cosign image signature"),
+            "{:?}",
+            report.reasons
+        );
+    }
+
+    trait ReplaceType {
+        fn replace_type(self, kind: &str) -> Vec<u8>;
+    }
+
+    impl ReplaceType for Vec<u8> {
+        fn replace_type(self, kind: &str) -> Vec<u8> {
+            String::from_utf8(self).unwrap().replace("cosign container image signature", kind).into_bytes()
+        }
+    }
+
+    #[test]
+    fn one_key_under_two_names_is_one_signer() {
+        let (a, b) = (TestKey::new(SigningScheme::default()), TestKey::new(SigningScheme::default()));
+        let d = digest(1);
+        let p = payload(d.as_str());
+        let report = verify(&[a.trusted("a"), a.trusted("a-again")], &d, &[a.sign(&p)]);
+        assert_eq!(report.verified, vec!["a", "a-again"]);
+        assert_eq!(report.distinct_signers(), 1);
+        let report = verify(&[a.trusted("a"), b.trusted("b")], &d, &[a.sign(&p), b.sign(&p)]);
+        assert_eq!(report.distinct_signers(), 2);
+        // x and y share signer 1; z has signers 2 and 3: at most 2 authorities with their own.
+        let mut r = SignatureReport::default();
+        let (s1, s2, s3) = (SignerId::key("1"), SignerId::key("2"), SignerId::key("3"));
+        r.verified_by("x", s1);
+        r.verified_by("y", s1);
+        r.verified_by("z", s2);
+        r.verified_by("z", s3);
+        assert_eq!(r.distinct_signers(), 2);
+        // An augmenting path: x first takes s1, which y needs; x moves to s2.
+        let mut r = SignatureReport::default();
+        r.verified_by("x", s1);
+        r.verified_by("x", s2);
+        r.verified_by("y", s1);
+        assert_eq!(r.distinct_signers(), 2);
     }
 
     #[test]

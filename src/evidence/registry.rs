@@ -239,7 +239,12 @@ impl RegistryClient {
             .map_err(RegistryConfigError::Client)?;
         Ok(RegistryClient {
             http,
-            insecure: config.insecure.into_iter().collect(),
+            // Spelled as image references are, so `LOCALHOST:05000` names `localhost:5000`.
+            insecure: config
+                .insecure
+                .iter()
+                .map(|h| crate::images::canonical_host(h).unwrap_or_else(|_| h.clone()))
+                .collect(),
             credentials: config.credentials,
             timeout: config.timeout,
             limits: config.limits,

@@ -2,11 +2,13 @@
 //!
 //! Start at [`extract`]: given a kind and its object, it walks the pod spec of Pod, Deployment,
 //! ReplicaSet, StatefulSet, DaemonSet, Job, CronJob and ReplicationController, over
-//! `containers`, `initContainers` and `ephemeralContainers`.
+//! `containers`, `initContainers` and `ephemeralContainers`, and over the OCI image volumes
+//! (`volumes[].image.reference`, GA and on by default since Kubernetes 1.35): an image a Pod
+//! mounts is content it runs with, so it needs the same evidence as one it runs.
 
 mod reference;
 
-pub use reference::{Digest, DigestError, ImageRef, ParseReferenceError, DEFAULT_REGISTRY};
+pub use reference::{canonical_host, Digest, DigestError, ImageRef, ParseReferenceError, DEFAULT_REGISTRY};
 
 use serde_json::Value;
 
@@ -15,7 +17,7 @@ use serde_json::Value;
 pub struct WorkloadImage {
     /// JSON field path of the image, e.g. `spec.template.spec.initContainers[0].image`.
     pub path: String,
-    /// Container name, when the object gives one.
+    /// The container's name, or the image volume's, when the object gives one.
     pub container: String,
     /// The reference as written in the object.
     pub image: String,
@@ -82,6 +84,33 @@ pub fn extract(kind: &str, object: &Value) -> Result<Vec<WorkloadImage>, Extract
             images.push(WorkloadImage { path, container, image });
         }
     }
+    let volumes = match spec.get("volumes") {
+        None | Some(Value::Null) => return Ok(images),
+        Some(Value::Array(volumes)) => volumes,
+        Some(_) => return Err(ExtractError::Malformed { path: format!("{prefix}.volumes"), expected: "a list" }),
+    };
+    for (i, volume) in volumes.iter().enumerate() {
+        let source = match volume.get("image") {
+            None | Some(Value::Null) => continue,
+            Some(source @ Value::Object(_)) => source,
+            Some(_) => {
+                return Err(ExtractError::Malformed {
+                    path: format!("{prefix}.volumes[{i}].image"),
+                    expected: "an object",
+                })
+            }
+        };
+        let path = format!("{prefix}.volumes[{i}].image.reference");
+        let image = match source.get("reference") {
+            Some(Value::String(s)) => s.clone(),
+            // The API server requires a reference; an object without one must not mount
+            // something unnamed unchecked, so it is refused rather than skipped.
+            None | Some(Value::Null) => return Err(ExtractError::Malformed { path, expected: "an image reference" }),
+            Some(_) => return Err(ExtractError::Malformed { path, expected: "a string" }),
+        };
+        let name = volume.get("name").and_then(Value::as_str).unwrap_or_default().to_owned();
+        images.push(WorkloadImage { path, container: name, image });
+    }
     Ok(images)
 }
 
@@ -95,7 +124,11 @@ mod tests {
         json!({
             "initContainers": [{"name": "init", "image": "busybox"}],
             "containers": [{"name": "app", "image": "registry.acme.io/app:v1"}, {"name": "side", "image": "envoy"}],
-            "ephemeralContainers": [{"name": "debug", "image": "debug:1"}]
+            "ephemeralContainers": [{"name": "debug", "image": "debug:1"}],
+            "volumes": [
+                {"name": "cache", "emptyDir": {}},
+                {"name": "model", "image": {"reference": "registry.acme.io/models/llm:v3", "pullPolicy": "IfNotPresent"}}
+            ]
         })
     }
 
@@ -119,6 +152,7 @@ mod tests {
                 (format!("{prefix}.containers[0].image"), "app", "registry.acme.io/app:v1"),
                 (format!("{prefix}.containers[1].image"), "side", "envoy"),
                 (format!("{prefix}.ephemeralContainers[0].image"), "debug", "debug:1"),
+                (format!("{prefix}.volumes[1].image.reference"), "model", "registry.acme.io/models/llm:v3"),
             ]
         );
     }
@@ -137,6 +171,25 @@ mod tests {
         assert_eq!(
             extract("Pod", &json!({"spec": {"containers": [{"image": 5}]}})),
             Err(ExtractError::Malformed { path: "spec.containers[0].image".into(), expected: "a string" })
+        );
+    }
+
+    #[test]
+    fn malformed_image_volumes_are_named() {
+        assert_eq!(
+            extract("Pod", &json!({"spec": {"volumes": [{"name": "v", "image": {}}]}})),
+            Err(ExtractError::Malformed {
+                path: "spec.volumes[0].image.reference".into(),
+                expected: "an image reference"
+            })
+        );
+        assert_eq!(
+            extract("Pod", &json!({"spec": {"volumes": [{"name": "v", "image": "nginx"}]}})),
+            Err(ExtractError::Malformed { path: "spec.volumes[0].image".into(), expected: "an object" })
+        );
+        assert_eq!(
+            extract("Pod", &json!({"spec": {"volumes": {"name": "v"}}})),
+            Err(ExtractError::Malformed { path: "spec.volumes".into(), expected: "a list" })
         );
     }
 

@@ -38,8 +38,8 @@ pub enum ParseReferenceError {
     Tag(String, String),
     #[error("image reference {0:?} has an invalid repository path {1:?} (lowercase letters, digits and separators)")]
     Repository(String, String),
-    #[error("image reference {0:?} has an invalid registry host {1:?}")]
-    Registry(String, String),
+    #[error("image reference {0:?} has an invalid registry host {1:?}: {2}")]
+    Registry(String, String, &'static str),
 }
 
 /// Why a digest string is not a valid sha256 digest.
@@ -120,19 +120,20 @@ impl ImageRef {
                 return Err(ParseReferenceError::Tag(input.into(), tag.into()));
             }
         }
+        // As the runtime splits it: a first segment with '.' or ':', `localhost`, or any
+        // upper-case letter (a repository path cannot have one) is a registry host.
         let (registry, repository) = match name.split_once('/') {
-            Some((first, path)) if first.contains(['.', ':']) || first == "localhost" => {
-                (first.to_owned(), path.to_owned())
+            Some((first, path))
+                if first.contains(['.', ':'])
+                    || first.eq_ignore_ascii_case("localhost")
+                    || first.bytes().any(|b| b.is_ascii_uppercase()) =>
+            {
+                (first, path.to_owned())
             }
-            _ => (DEFAULT_REGISTRY.to_owned(), name.to_owned()),
+            _ => (DEFAULT_REGISTRY, name.to_owned()),
         };
-        let registry = match registry.as_str() {
-            "index.docker.io" | "registry-1.docker.io" => DEFAULT_REGISTRY.to_owned(),
-            _ => registry,
-        };
-        if !valid_host(&registry) {
-            return Err(ParseReferenceError::Registry(input.into(), registry));
-        }
+        let registry = canonical_host(registry)
+            .map_err(|why| ParseReferenceError::Registry(input.into(), registry.to_owned(), why))?;
         let repository = if registry == DEFAULT_REGISTRY && !repository.contains('/') {
             format!("library/{repository}")
         } else {
@@ -173,18 +174,67 @@ impl fmt::Display for ImageRef {
     }
 }
 
-fn valid_host(host: &str) -> bool {
-    let (name, port) = match host.rsplit_once(':') {
-        Some((n, p)) if !n.ends_with(']') || host.starts_with('[') => (n, Some(p)),
-        _ => (host, None),
+/// A registry host spelled the one way every spelling the runtime treats as the same
+/// registry comes out: the name in lower case (host names are case-insensitive), the port
+/// without leading zeros and without `:443` (the HTTPS port a registry is reached on anyway),
+/// an IPv6 address in its RFC 5952 form, the Docker Hub aliases as `docker.io`. An all-numeric
+/// name that is not a plain dotted quad (`127.1`, `0x7f.0.0.1`, `127.000.000.001`) is refused:
+/// resolvers disagree on what it means, so no policy could be sure to govern it.
+pub fn canonical_host(host: &str) -> Result<String, &'static str> {
+    const DOCKER_ALIASES: [&str; 3] = [DEFAULT_REGISTRY, "index.docker.io", "registry-1.docker.io"];
+    if host.is_empty() || host.len() > 255 {
+        return Err("a host is 1 to 255 characters");
+    }
+    let (name, port) = if let Some(bracketed) = host.strip_prefix('[') {
+        let (inside, after) = bracketed.split_once(']').ok_or("an IPv6 address needs its closing ']'")?;
+        let ip: std::net::Ipv6Addr = inside.parse().map_err(|_| "not an IPv6 address inside '[…]'")?;
+        let port = match after {
+            "" => None,
+            p => Some(p.strip_prefix(':').ok_or("only ':PORT' may follow an IPv6 address")?),
+        };
+        (format!("[{ip}]"), port)
+    } else {
+        let (name, port) = match host.split_once(':') {
+            Some((n, p)) => (n, Some(p)),
+            None => (host, None),
+        };
+        let name = name.to_ascii_lowercase();
+        let labels_ok = name.split('.').all(|label| {
+            !label.is_empty()
+                && label.len() <= 63
+                && !label.starts_with('-')
+                && !label.ends_with('-')
+                && label.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-')
+        });
+        if !labels_ok {
+            return Err("a host name is dot-separated labels of letters, digits and inner '-'");
+        }
+        let numeric = name.split('.').all(|l| l.bytes().all(|b| b.is_ascii_digit()) || l.starts_with("0x"));
+        if numeric && name.parse::<std::net::Ipv4Addr>().is_err() {
+            return Err("an all-numeric host must be a plain IPv4 address (a.b.c.d, no leading zeros)");
+        }
+        (name, port)
     };
-    let port_ok = port.is_none_or(|p| !p.is_empty() && p.len() <= 5 && p.bytes().all(|b| b.is_ascii_digit()));
-    let name_ok = !name.is_empty()
-        && (name.starts_with('[') && name.ends_with(']')
-            || name
-                .split('.')
-                .all(|label| !label.is_empty() && label.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-')));
-    port_ok && name_ok
+    let port = match port {
+        None => None,
+        Some(p) => {
+            if p.is_empty() || p.len() > 16 || !p.bytes().all(|b| b.is_ascii_digit()) {
+                return Err("a port is digits");
+            }
+            match p.parse::<u16>() {
+                Ok(0) | Err(_) => return Err("a port is 1 to 65535"),
+                Ok(n) => Some(n),
+            }
+        }
+    };
+    let name =
+        if DOCKER_ALIASES.contains(&name.as_str()) && port.is_none() { DEFAULT_REGISTRY.to_owned() } else { name };
+    Ok(match port {
+        // `docker.io:443` is not Docker Hub to the runtime (only the bare name is mapped).
+        Some(443) if !DOCKER_ALIASES.contains(&name.as_str()) => name,
+        Some(p) => format!("{name}:{p}"),
+        None => name,
+    })
 }
 
 fn valid_path(path: &str) -> bool {
@@ -221,6 +271,17 @@ mod tests {
     #[case("127.0.0.1:5000/app", "127.0.0.1:5000/app:latest")]
     #[case("localhost/app:dev", "localhost/app:dev")]
     #[case("localhost:5000/a/b/c:1.0-rc.1", "localhost:5000/a/b/c:1.0-rc.1")]
+    #[case("LOCALHOST:5010/up/unsigned:v1", "localhost:5010/up/unsigned:v1")]
+    #[case("127.0.0.1:05010/sec/unsigned:v1", "127.0.0.1:5010/sec/unsigned:v1")]
+    #[case("Registry.ACME.io/apps/api:v1", "registry.acme.io/apps/api:v1")]
+    #[case("registry.acme.io:443/apps/api:v1", "registry.acme.io/apps/api:v1")]
+    #[case("registry.acme.io:0443/apps/api:v1", "registry.acme.io/apps/api:v1")]
+    #[case("INDEX.DOCKER.IO/nginx", "docker.io/library/nginx:latest")]
+    #[case("docker.io:443/library/nginx", "docker.io:443/library/nginx:latest")]
+    #[case("LocalHost/app", "localhost/app:latest")]
+    #[case("Acme/app", "acme/app:latest")]
+    #[case("[0:0:0:0:0:0:0:1]:5000/app", "[::1]:5000/app:latest")]
+    #[case("[::FFFF:127.0.0.1]:5000/app", "[::ffff:127.0.0.1]:5000/app:latest")]
     fn normalises_like_the_runtime(#[case] input: &str, #[case] want: &str) {
         assert_eq!(ImageRef::parse(input).unwrap().to_string(), want);
     }
@@ -247,6 +308,17 @@ mod tests {
     #[case("nginx@md5:0123456789abcdef0123456789abcdef")]
     #[case("registry..io/x")]
     #[case("a//b")]
+    #[case("127.1:5000/app")]
+    #[case("127.000.000.001:5000/app")]
+    #[case("0x7f.0.0.1:5000/app")]
+    #[case("2130706433:5000/app")]
+    #[case("registry.acme.io:0/app")]
+    #[case("registry.acme.io:65536/app")]
+    #[case("registry.acme.io:/app")]
+    #[case("registry.acme.io./app")]
+    #[case("-registry.acme.io/app")]
+    #[case("[::1/app")]
+    #[case("[nope]:5000/app")]
     fn rejects_malformed_references(#[case] input: &str) {
         assert!(ImageRef::parse(input).is_err(), "{input:?} should not parse");
     }

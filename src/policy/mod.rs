@@ -24,6 +24,8 @@ pub use types::{
     SlsaSpec, TransparencyLog, TrustRootSecretRef, TrustRootSource,
 };
 
+use crate::duration;
+use crate::evidence::cosign::SignerId;
 use crate::evidence::keyless::{Identity, Keyless, Matcher, TrustRoot};
 use crate::evidence::sbom::SbomRule;
 use crate::evidence::slsa::SlsaRule;
@@ -31,6 +33,10 @@ use crate::evidence::slsa::SlsaRule;
 /// The label every namespace carries with its own name (Kubernetes ≥ 1.21). In file mode it is
 /// the one label trustgate knows of a namespace, so selectors on it work there too.
 pub const NAMESPACE_NAME_LABEL: &str = "kubernetes.io/metadata.name";
+
+/// The longest `sbom.maxAge` a policy may set (100 years; longer is a typo, or an attack on
+/// the arithmetic).
+pub const MAX_SBOM_AGE: std::time::Duration = std::time::Duration::from_secs(876_000 * 3600);
 
 /// A validated policy, ready to evaluate.
 #[derive(Debug)]
@@ -264,6 +270,22 @@ impl Policy {
                         };
                         match pem.and_then(|pem| parse_public_key(&pem).map(|k| (pem, k))) {
                             Ok((pem, key)) => {
+                                // With a threshold above 1, two authorities holding one key
+                                // would promise two signers and deliver one.
+                                let id = SignerId::key(&pem);
+                                let twin = keys.iter().find(|k: &&TrustedKey| match &k.signer {
+                                    Signer::Key { pem, .. } => SignerId::key(pem) == id,
+                                    Signer::Keyless(_) => false,
+                                });
+                                if let (Some(twin), true) = (twin, sigs.threshold > 1) {
+                                    err(
+                                        format!("{field}.{key_field}"),
+                                        format!(
+                                            "is the same public key as authority {:?}; a threshold counts distinct signers, so give each authority its own key",
+                                            twin.name
+                                        ),
+                                    );
+                                }
                                 key_material.push(pem.clone());
                                 keys.push(TrustedKey { name: a.name.clone(), signer: Signer::Key { key, pem } });
                             }
@@ -342,11 +364,11 @@ impl Policy {
                     source_refs: slsa.source_refs.clone(),
                 }),
                 (None, Some(sbom)) => {
-                    let max_age = match sbom.max_age.as_deref().map(crate::admission::parse_go_duration) {
+                    let max_age = match sbom.max_age.as_deref().map(|a| duration::parse_at_most(a, MAX_SBOM_AGE)) {
                         None => None,
-                        Some(Some(d)) => Some(d),
-                        Some(None) => {
-                            err(format!("{field}.sbom.maxAge"), "is not a duration (e.g. 720h)".into());
+                        Some(Ok(d)) => Some(d),
+                        Some(Err(e)) => {
+                            err(format!("{field}.sbom.maxAge"), e.to_string());
                             continue;
                         }
                     };
@@ -676,6 +698,26 @@ HmhSPuBlmiGFYe70BZlGiFJ+l5r29JGkFWtbsXeZuLV+KTPZ23Xb7a+gSg==
     fn sigs(threshold: u32) -> String {
         let key = P256_PUB.replace('\n', "\n            ");
         format!("  signatures:\n    threshold: {threshold}\n    authorities:\n      - name: release\n        key:\n          publicKey: |\n            {key}\n")
+    }
+
+    #[test]
+    fn one_key_cannot_stand_for_two_authorities_of_a_threshold() {
+        let key = P256_PUB.replace('\n', "\n            ");
+        // The same key again, as its own PEM with other line breaks.
+        let again = P256_PUB
+            .replace('\n', "")
+            .replace("-----BEGIN PUBLIC KEY-----", "-----BEGIN PUBLIC KEY-----\n            ")
+            .replace("-----END PUBLIC KEY-----", "\n            -----END PUBLIC KEY-----");
+        let two = |threshold: u32| {
+            format!("  signatures:\n    threshold: {threshold}\n    authorities:\n      - name: a\n        key:\n          publicKey: |\n            {key}\n      - name: b\n        key:\n          publicKey: |\n            {again}\n")
+        };
+        let (_, errs) = parse_documents(&policy_yaml("twins", &two(2)));
+        assert_eq!(errs.len(), 1, "{errs:?}");
+        assert_eq!(errs[0].field, "spec.signatures.authorities[1].key.publicKey");
+        assert!(errs[0].message.contains("is the same public key as authority \"a\""), "{errs:?}");
+        let (ok, errs) = parse_documents(&policy_yaml("either", &two(1)));
+        assert!(errs.is_empty(), "with threshold 1 a second name for a key is harmless: {errs:?}");
+        assert_eq!(ok.len(), 1);
     }
 
     #[test]

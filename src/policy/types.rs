@@ -106,8 +106,10 @@ pub struct SbomSpec {
     /// Package URLs no component may be; `*` allowed in the version.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub denied_packages: Vec<String>,
-    /// Oldest acceptable SBOM, from its own creation time (a Go duration, e.g. `720h`).
+    /// Oldest acceptable SBOM, from its own creation time (a Go duration, e.g. `720h`; at
+    /// most 876000h).
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(length(min = 1, max = 32), extend("pattern" = r"^([0-9]{1,6}(\.[0-9]{0,9})?|\.[0-9]{1,9})(ns|us|µs|μs|ms|s|m|h)(([0-9]{1,6}(\.[0-9]{0,9})?|\.[0-9]{1,9})(ns|us|µs|μs|ms|s|m|h))*$"))]
     pub max_age: Option<String>,
 }
 

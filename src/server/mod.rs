@@ -29,7 +29,7 @@ use tokio::time::Instant;
 use tower::limit::GlobalConcurrencyLimitLayer;
 use tower_http::trace::TraceLayer;
 
-use crate::admission::{self, parse_go_duration, Answer, Context, FileMode};
+use crate::admission::{self, Answer, Context, FileMode};
 use crate::engine::Engine;
 use crate::evidence::pull_secrets::PullSecrets;
 use crate::evidence::Credentials;
@@ -111,7 +111,8 @@ struct ValidateQuery {
 /// The deadline for an answer: the API server's timeout, less a margin for the response to
 /// travel back (a tenth, between 100 ms and 1 s).
 pub fn deadline_for(timeout: Option<&str>, default: Duration) -> Duration {
-    let timeout = timeout.and_then(parse_go_duration).unwrap_or(default).min(Duration::from_secs(30));
+    // Unparseable or absurd (`?timeout=10000000000000000000000s`): the default, never a panic.
+    let timeout = timeout.and_then(|t| crate::duration::parse(t).ok()).unwrap_or(default).min(Duration::from_secs(30));
     let margin = (timeout / 10).clamp(Duration::from_millis(100), Duration::from_secs(1));
     timeout.saturating_sub(margin)
 }
@@ -331,5 +332,7 @@ mod tests {
         assert_eq!(deadline_for(None, d), Duration::from_secs(9));
         assert_eq!(deadline_for(Some("garbage"), d), Duration::from_secs(9));
         assert_eq!(deadline_for(Some("5m"), d), Duration::from_secs(29));
+        assert_eq!(deadline_for(Some("10000000000000000000000s"), d), Duration::from_secs(9));
+        assert_eq!(deadline_for(Some("0s"), d), Duration::ZERO);
     }
 }
