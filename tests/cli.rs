@@ -137,3 +137,20 @@ fn serve_answers_then_stops_cleanly_on_sigterm() {
     assert!(decision["uid"].is_string() && decision["images"].is_string());
     assert!(lines.iter().any(|l| l.contains("shutting down")), "{lines:?}");
 }
+
+#[test]
+fn an_absurd_duration_flag_is_a_clear_error_not_a_crash() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = trustgate()
+        .args(["verify", "x", "--policies"])
+        .arg(dir.path())
+        .args(["--registry-timeout", "99999999999999999999999h"])
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    // clap's usage-error exit code, which is also "could not evaluate".
+    assert_eq!(out.status.code(), Some(2), "{stderr}");
+    assert!(stderr.contains("--registry-timeout"), "the flag is named: {stderr}");
+    assert!(stderr.contains("\"99999999999999999999999h\" is longer than 1h, the most allowed here"), "{stderr}");
+    assert!(!stderr.contains("panicked"), "{stderr}");
+}

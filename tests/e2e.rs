@@ -84,6 +84,7 @@ fn script(name: &str) -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("scripts").join(name)
 }
 
+#[track_caller]
 fn ok(out: &Output) -> String {
     assert!(
         out.status.success(),
@@ -94,6 +95,7 @@ fn ok(out: &Output) -> String {
     String::from_utf8_lossy(&out.stdout).into_owned()
 }
 
+#[track_caller]
 fn failed(out: &Output) -> String {
     assert!(!out.status.success(), "expected a failure, got:\n{}", String::from_utf8_lossy(&out.stdout));
     String::from_utf8_lossy(&out.stderr).into_owned()
@@ -171,6 +173,29 @@ fn deployment(ns: &str, name: &str, image: &str) -> String {
 fn pod_with_init(ns: &str, name: &str, init: &str, app: &str) -> String {
     format!(
         "apiVersion: v1\nkind: Pod\nmetadata:\n  name: {name}\n  namespace: {ns}\nspec:\n  initContainers:\n    - name: init\n      image: {init}\n  containers:\n    - name: app\n      image: {app}\n"
+    )
+}
+
+/// The pod spec lines, indented by `indent`, of a Pod that runs `app` and mounts `volume` as an
+/// OCI image volume at /data.
+fn image_volume_spec(indent: &str, app: &str, volume: &str) -> String {
+    let spec = format!(
+        "containers:\n  - name: app\n    image: {app}\n    volumeMounts: [{{name: data, mountPath: /data, readOnly: true}}]\nvolumes:\n  - name: data\n    image: {{reference: {volume}, pullPolicy: IfNotPresent}}\n"
+    );
+    spec.lines().map(|line| format!("{indent}{line}\n")).collect()
+}
+
+fn pod_with_image_volume(ns: &str, name: &str, app: &str, volume: &str) -> String {
+    format!(
+        "apiVersion: v1\nkind: Pod\nmetadata:\n  name: {name}\n  namespace: {ns}\nspec:\n{}",
+        image_volume_spec("  ", app, volume)
+    )
+}
+
+fn deployment_with_image_volume(ns: &str, name: &str, app: &str, volume: &str) -> String {
+    format!(
+        "apiVersion: apps/v1\nkind: Deployment\nmetadata:\n  name: {name}\n  namespace: {ns}\nspec:\n  replicas: 1\n  selector:\n    matchLabels: {{app: {name}}}\n  template:\n    metadata:\n      labels: {{app: {name}}}\n    spec:\n{}",
+        image_volume_spec("      ", app, volume)
     )
 }
 
@@ -269,6 +294,30 @@ fn trustgate_on_a_real_api_server() {
     assert!(denied.contains(&format!("spec.initContainers[0].image {}", unsigned.tag_ref)), "{denied}");
     assert!(!denied.contains("spec.containers[0].image"), "the signed container passes: {denied}");
 
+    // An image a Pod mounts as an image volume needs a signature like an image it runs.
+    let denied = failed(&cp.apply(&pod_with_image_volume("shop", "model", &signed.digest_ref, &unsigned.tag_ref), &[]));
+    for part in [
+        "trustgate denied Pod shop/model:",
+        &format!("spec.volumes[0].image.reference {} ({})", unsigned.tag_ref, unsigned.digest),
+        "policy \"shop-release\": no signature found",
+        &format!("sign with: cosign sign --key <key> {}", unsigned.digest_ref),
+    ] {
+        assert!(denied.contains(part), "missing {part:?} in:\n{denied}");
+    }
+    assert!(!denied.contains("spec.containers[0].image"), "the signed container passes: {denied}");
+    let created = ok(&cp.apply(&pod_with_image_volume("shop", "model", &signed.digest_ref, &signed.tag_ref), &[]));
+    assert!(created.contains("pod/model created"), "{created}");
+    let stored =
+        ok(&cp.kubectl(&["-n", "shop", "get", "pod", "model", "-o", "jsonpath={.spec.volumes[0].image.reference}"]));
+    assert_eq!(stored, signed.tag_ref, "the API server keeps the image volume it admitted");
+    let denied =
+        failed(&cp.apply(&deployment_with_image_volume("shop", "model", &signed.digest_ref, &unsigned.tag_ref), &[]));
+    assert!(denied.contains("trustgate denied Deployment shop/model:"), "{denied}");
+    assert!(
+        denied.contains(&format!("spec.template.spec.volumes[0].image.reference {}", unsigned.tag_ref)),
+        "{denied}"
+    );
+
     // Excluded namespaces are never sent to trustgate.
     ok(&cp.kubectl(&["create", "namespace", "sandbox"]));
     ok(&cp.kubectl(&["label", "namespace", "sandbox", "trustgate.dev/ignore=true"]));
@@ -335,6 +384,20 @@ fn trustgate_on_a_real_api_server() {
     let neither = format!("{keyless_head}      - name: ci\n");
     let rejected = failed(&cp.apply(&neither, &[]));
     assert!(rejected.contains("give exactly one of key or keyless"), "{rejected}");
+    // An SBOM age no number could hold is refused by the CRD's schema, naming the field; the
+    // longest age a policy may give is accepted.
+    let max_age = |age: &str| {
+        format!(
+            "{}  attestations:\n    - name: sbom\n      predicateType: cyclonedx\n      authorities: [release-key]\n      sbom:\n        maxAge: {age}\n",
+            policy("bad", &registry.addr, "enforce", &key)
+        )
+    };
+    let rejected = failed(&cp.apply(&max_age("99999999999999999999999h"), &[]));
+    assert!(
+        rejected.contains("spec.attestations[0].sbom.maxAge: Invalid value: \"99999999999999999999999h\""),
+        "{rejected}"
+    );
+    ok(&cp.apply(&max_age("876000h"), &["--dry-run=server"]));
 
     // A private registry: the Pod's pull secret, or its service account's, lets trustgate read
     // the signatures; without one the denial says the registry refused access.

@@ -684,3 +684,132 @@ fn namespace_selector_scopes_a_policy() {
     let d = s.verify(&signed.tag_ref, &[]).expect_exit(DENIED).json();
     assert_eq!(only_image(&d)["problem"]["kind"], "no-matching-policy", "{d:#}");
 }
+
+/// Case 15: An image is governed by the policy of its registry host however the host is
+/// spelled: `127.0.0.1:0PORT` (a leading zero in the port) by the `127.0.0.1:PORT/**` policy,
+/// `LOCALHOST:PORT` by a `localhost:PORT/**` one (to the runtime `localhost` and `127.0.0.1` are
+/// two hosts), each under its canonical repository; `--insecure-registry` is compared the same
+/// way. Run with `--unmatched allow`, so a spelling that slipped past its policy is admitted.
+#[test]
+fn registry_host_spellings_are_governed_by_the_policy_of_the_host() {
+    let s = Setup::new();
+    let key = KeyPair::generate(KeyType::P256);
+    let port = s.addr().rsplit_once(':').expect("HOST:PORT").1.to_owned();
+    let (loopback, localhost) = (s.addr().to_owned(), format!("localhost:{port}"));
+    s.policy("loopback", &policy_yaml("loopback", &format!("{loopback}/**"), "", 1, &[("release-key", &key)]));
+    let unsigned = s.registry.push_image("apps/api", "v1");
+    let signed = s.signed("apps/web", "v1", &[&key]);
+    // `localhost` resolves to 127.0.0.1, where the registry listens over plain HTTP.
+    let upper = format!("LOCALHOST:{port}");
+    let allow = ["--insecure-registry", upper.as_str(), "--unmatched", "allow"];
+
+    for host in [loopback.clone(), format!("127.0.0.1:0{port}")] {
+        let image_ref = format!("{host}/apps/api:v1");
+        let d = s.verify(&image_ref, &allow).expect_exit(DENIED).json();
+        let i = only_image(&d);
+        assert_eq!(i["repository"], format!("{loopback}/apps/api"), "{image_ref}: {d:#}");
+        assert_eq!(i["digest"], unsigned.digest.as_str());
+        assert_eq!(i["policies"][0]["policy"], "loopback", "{image_ref}: {d:#}");
+        assert_eq!(finding(&d)["kind"], "not-signed", "{image_ref}: {d:#}");
+        assert_contains(
+            only_denial(&d),
+            &["policy \"loopback\"", "no signature found", &format!("cosign sign --key <key> {}", unsigned.digest_ref)],
+        );
+    }
+
+    // No policy names `localhost:PORT` yet: unmatched, under its canonical name.
+    let d = s.verify(&format!("{upper}/apps/api:v1"), &["--insecure-registry", &upper]).expect_exit(DENIED).json();
+    assert_eq!(only_image(&d)["problem"]["kind"], "no-matching-policy", "{d:#}");
+    assert_contains(
+        only_denial(&d),
+        &[&format!("no ClusterImagePolicy governs {localhost}/apps/api"), "unmatched images are denied"],
+    );
+
+    s.policy("localhost", &policy_yaml("localhost", &format!("{localhost}/**"), "", 1, &[("release-key", &key)]));
+    let d = s.verify(&format!("{upper}/apps/api:v1"), &allow).expect_exit(DENIED).json();
+    let i = only_image(&d);
+    assert_eq!(i["repository"], format!("{localhost}/apps/api"), "{d:#}");
+    assert_eq!(i["policies"][0]["policy"], "localhost", "{d:#}");
+    assert_eq!(finding(&d)["kind"], "not-signed", "{d:#}");
+    assert_contains(
+        only_denial(&d),
+        &[
+            "policy \"localhost\"",
+            "no signature found",
+            &format!("cosign sign --key <key> {localhost}/apps/api@{}", unsigned.digest),
+        ],
+    );
+
+    // The signature made for 127.0.0.1:PORT is in the same registry, so it verifies here too.
+    let d = s.verify(&format!("{upper}/apps/web:v1"), &allow).expect_exit(ADMITTED).json();
+    let i = only_image(&d);
+    assert_eq!(i["repository"], format!("{localhost}/apps/web"), "{d:#}");
+    assert_eq!(i["digest"], signed.digest.as_str());
+    assert_eq!(i["policies"][0]["policy"], "localhost", "{d:#}");
+    assert_eq!(i["policies"][0]["result"], "pass");
+    assert_eq!(i["policies"][0]["verifiedBy"], serde_json::json!(["release-key"]));
+}
+
+/// Case 16: `evaluate -f` of a Pod that runs a signed image but mounts an unsigned one as an
+/// image volume is denied, naming the volume's field path; with a signed image volume it is
+/// admitted.
+#[test]
+fn evaluate_denies_a_pod_mounting_an_unsigned_image_volume() {
+    let s = Setup::new();
+    let key = KeyPair::generate(KeyType::P256);
+    s.policy("release", &policy_yaml("release", &format!("{}/**", s.addr()), "", 1, &[("release-key", &key)]));
+    let app = s.signed("apps/server", "v1", &[&key]);
+    let model = s.registry.push_image("models/llm", "v3");
+    let signed_model = s.signed("models/llm", "v4", &[&key]);
+    let pod = |volume: &str| {
+        format!(
+            r#"apiVersion: v1
+kind: Pod
+metadata:
+  name: inference
+  namespace: ml
+spec:
+  containers:
+    - name: server
+      image: {app}
+      volumeMounts:
+        - {{name: model, mountPath: /model, readOnly: true}}
+  volumes:
+    - name: model
+      image:
+        reference: {volume}
+        pullPolicy: IfNotPresent
+"#,
+            app = app.digest_ref
+        )
+    };
+
+    let j = s.evaluate(&pod(&model.tag_ref), &["--output", "json"]).expect_exit(DENIED).json();
+    let object = &j["objects"][0];
+    assert_eq!(object["object"], "Pod ml/inference");
+    assert_eq!(object["allowed"], false, "{j:#}");
+    assert_contains(
+        only_denial(object),
+        &[
+            &format!("spec.volumes[0].image.reference {} ({})", model.tag_ref, model.digest),
+            "policy \"release\"",
+            "no signature found",
+            &format!("cosign sign --key <key> {}", model.digest_ref),
+        ],
+    );
+    let images = object["images"].as_array().expect("images");
+    assert_eq!(images.len(), 2, "the container and the image volume: {object:#}");
+    let volume = images
+        .iter()
+        .find(|i| i["path"] == "spec.volumes[0].image.reference")
+        .unwrap_or_else(|| panic!("the image volume is not evaluated: {object:#}"));
+    assert_eq!((volume["allowed"].clone(), volume["container"].clone()), (false.into(), "model".into()));
+    assert_eq!(volume["policies"][0]["findings"][0]["kind"], "not-signed");
+
+    let run = s.evaluate(&pod(&model.tag_ref), &[]);
+    run.expect_exit(DENIED);
+    assert!(run.stdout.starts_with("DENIED Pod ml/inference\n  spec.volumes[0].image.reference "), "{run}");
+
+    let j = s.evaluate(&pod(&signed_model.tag_ref), &["--output", "json"]).expect_exit(ADMITTED).json();
+    assert_eq!(j["objects"][0]["allowed"], true, "{j:#}");
+}
