@@ -18,7 +18,7 @@ use trustgate::cache::{CacheConfig, Caches};
 use trustgate::decision::Unmatched;
 use trustgate::engine::Engine;
 use trustgate::evidence::attest::AttestationLayer;
-use trustgate::evidence::{cosign, Credentials, Registry, RegistryError, SignatureLayer};
+use trustgate::evidence::{cosign, Fetch, Registry, RegistryError, SignatureLayer};
 use trustgate::images::{Digest, ImageRef};
 use trustgate::metrics::Metrics;
 use trustgate::policy::{parse_documents, Labels, PolicySet};
@@ -29,22 +29,17 @@ struct InMemory {
 
 #[async_trait]
 impl Registry for InMemory {
-    async fn resolve(&self, _: &ImageRef, _: &Credentials) -> Result<Digest, RegistryError> {
+    async fn resolve(&self, _: &ImageRef, _: Fetch<'_>) -> Result<Digest, RegistryError> {
         Ok(Digest::of(b"bench"))
     }
-    async fn signatures(
-        &self,
-        _: &ImageRef,
-        _: &Digest,
-        _: &Credentials,
-    ) -> Result<Vec<SignatureLayer>, RegistryError> {
+    async fn signatures(&self, _: &ImageRef, _: &Digest, _: Fetch<'_>) -> Result<Vec<SignatureLayer>, RegistryError> {
         Ok(vec![self.layer.clone()])
     }
     async fn attestations(
         &self,
         _: &ImageRef,
         _: &Digest,
-        _: &Credentials,
+        _: Fetch<'_>,
     ) -> Result<Vec<AttestationLayer>, RegistryError> {
         Ok(vec![])
     }

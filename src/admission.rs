@@ -190,7 +190,14 @@ fn log_decision(
     images: &[WorkloadImage],
     decision: &Decision,
 ) {
-    let images: Vec<&str> = images.iter().map(|i| i.image.as_str()).collect();
+    // One line per decision, of bounded size: a 10,000-image object logs 20 of them and a count.
+    let mut listed: Vec<&str> = images.iter().take(crate::decision::MAX_LINES).map(|i| i.image.as_str()).collect();
+    let more = images.len().saturating_sub(listed.len());
+    let more_images = format!("… and {more} more");
+    if more > 0 {
+        listed.push(&more_images);
+    }
+    let images = listed;
     let outcome = if !decision.allowed {
         "denied"
     } else if !decision.warnings.is_empty() {
@@ -206,9 +213,9 @@ fn log_decision(
         dry_run = request.dry_run,
         images = ?images,
         outcome,
-        denials = ?decision.denials,
-        warnings = ?decision.warnings,
-        audits = ?decision.audits,
+        denials = ?capped(&decision.denials),
+        warnings = ?capped(&decision.warnings),
+        audits = ?capped(&decision.audits),
         "admission decision"
     );
 }

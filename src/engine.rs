@@ -24,8 +24,11 @@ use crate::decision::{
     Verdict,
 };
 use crate::evidence::attest::{self, AttestationLayer, Rejected};
+use crate::evidence::budget::ReviewBudget;
 use crate::evidence::bundle::{self, Claim};
-use crate::evidence::{cosign, sbom, slsa, BundleLayer, Credentials, Registry, SignatureLayer};
+use crate::evidence::{
+    cosign, sbom, slsa, BundleLayer, Credentials, Fetch, MemoryBudget, MemoryLimits, Registry, SignatureLayer,
+};
 use crate::images::{Digest, ImageRef, WorkloadImage};
 use crate::metrics::Metrics;
 use crate::policy::{predicate_type_matches, AttestationCheck, AttestationRule, Labels, Policy, PolicySet, TrustedKey};
@@ -56,6 +59,8 @@ pub struct Engine {
     bounds: Bounds,
     /// One permit per running image verification.
     verifications: Arc<Semaphore>,
+    /// What registry answers may cost, per image, per review and in all.
+    memory: MemoryBudget,
 }
 
 impl std::fmt::Debug for Engine {
@@ -94,7 +99,19 @@ impl Engine {
             metrics,
             bounds,
             verifications: Arc::new(Semaphore::new(bounds.verifications)),
+            memory: MemoryBudget::default(),
         }
+    }
+
+    /// The same engine with other [`MemoryLimits`].
+    pub fn with_memory(mut self, limits: MemoryLimits) -> Self {
+        self.memory = MemoryBudget::new(limits);
+        self
+    }
+
+    /// The process's budget for registry answers (for tests and metrics).
+    pub fn memory(&self) -> &MemoryBudget {
+        &self.memory
     }
 
     /// The same engine with other [`Bounds`] (each at least 1).
@@ -141,6 +158,7 @@ impl Engine {
         deadline: Instant,
     ) -> Decision {
         let policies = self.policies.load_full();
+        let review = self.memory.review();
         // Whole milliseconds: the budget is for people to read.
         let left = deadline.saturating_duration_since(Instant::now());
         let budget = Duration::from_millis(
@@ -156,7 +174,7 @@ impl Engine {
             if !seen.insert(reference) {
                 continue;
             }
-            match self.evaluate_image(reference, &policies, labels, &pull, Reads::CacheOnly).await {
+            match self.evaluate_image(reference, &policies, labels, &pull, &review, Reads::CacheOnly).await {
                 Some(eval) => {
                     evaluated.insert(reference, eval);
                 }
@@ -176,11 +194,17 @@ impl Engine {
                 };
                 queue.pop_front();
                 started.push(reference);
-                let (engine, policies, labels, owned, pull) =
-                    (self.clone(), policies.clone(), labels.clone(), reference.to_owned(), pull.clone());
+                let (engine, policies, labels, owned, pull, review) = (
+                    self.clone(),
+                    policies.clone(),
+                    labels.clone(),
+                    reference.to_owned(),
+                    pull.clone(),
+                    review.clone(),
+                );
                 let task = tokio::spawn(async move {
                     let _turn = permit;
-                    engine.evaluate_image(&owned, &policies, &labels, &pull, Reads::Registry).await
+                    engine.evaluate_image(&owned, &policies, &labels, &pull, &review, Reads::Registry).await
                 });
                 // Dropping this future (at the deadline) detaches the task; it is not aborted.
                 running.push(async move { (reference, task.await) });
@@ -262,6 +286,7 @@ impl Engine {
         policies: &PolicySet,
         labels: &Labels,
         pull: &Credentials,
+        review: &Arc<ReviewBudget>,
         reads: Reads,
     ) -> Option<ImageEval> {
         let image = match ImageRef::parse(reference) {
@@ -288,13 +313,16 @@ impl Engine {
             return Some(eval);
         }
         let needs_evidence = matching.iter().any(|p| p.signatures.is_some() && p.invalid.is_none());
+        // Every byte read for this image is charged here, and returned when it is decided.
+        let charge = review.image();
+        let fetch = Fetch { pull, charge: &charge };
         // Attestations too are fetched at most once per image, and only when a policy needs them.
         let fetched_attestations: tokio::sync::OnceCell<Result<Vec<AttestationLayer>, EvalError>> =
             tokio::sync::OnceCell::new();
         if eval.digest.is_none() && needs_evidence {
             let resolved = match reads {
                 Reads::CacheOnly => Ok(self.caches.cached_tag(&image.to_string()).await?),
-                Reads::Registry => self.caches.tag(image.to_string(), self.registry.resolve(&image, pull)).await,
+                Reads::Registry => self.caches.tag(image.to_string(), self.registry.resolve(&image, fetch)).await,
             };
             match resolved {
                 Ok(d) => eval.digest = Some(d),
@@ -335,14 +363,14 @@ impl Engine {
                     // The three kinds of evidence are read concurrently (each at most once per image).
                     let (bundles, signatures, attestations) = tokio::join!(
                         fetched_bundles.get_or_init(|| async {
-                            self.registry.bundles(&image, digest, pull).await.map_err(EvalError::from)
+                            self.registry.bundles(&image, digest, fetch).await.map_err(EvalError::from)
                         }),
                         async {
                             if rule.threshold == 0 {
                                 return None;
                             }
                             let layers = fetched.get_or_init(|| async {
-                                self.registry.signatures(&image, digest, pull).await.map_err(EvalError::from)
+                                self.registry.signatures(&image, digest, fetch).await.map_err(EvalError::from)
                             });
                             Some(layers.await)
                         },
@@ -351,7 +379,7 @@ impl Engine {
                                 return None;
                             }
                             let layers = fetched_attestations.get_or_init(|| async {
-                                self.registry.attestations(&image, digest, pull).await.map_err(EvalError::from)
+                                self.registry.attestations(&image, digest, fetch).await.map_err(EvalError::from)
                             });
                             Some(layers.await)
                         },
@@ -453,7 +481,10 @@ fn check_signatures(
                 }
                 Err(Rejected::OtherSubject { .. }) => claimed = true,
                 Err(Rejected::Keyless(why)) => report.rejected(why),
-                Err(_) => {}
+                // Not read, or not a bundle at all: said, so "none verified" has its reason.
+                Err(Rejected::TooLarge(why)) => report.rejected(format!("a sigstore bundle was not read: {why}")),
+                Err(Rejected::Malformed(why)) => report.rejected(why),
+                Err(Rejected::UntrustedSigner) => {}
             }
         }
         // An attestation is not a signature; a bundle no authority vouches for might be one.
@@ -601,7 +632,7 @@ mod tests {
 
     #[async_trait]
     impl Registry for FakeRegistry {
-        async fn resolve(&self, image: &ImageRef, _: &Credentials) -> Result<Digest, RegistryError> {
+        async fn resolve(&self, image: &ImageRef, _: Fetch<'_>) -> Result<Digest, RegistryError> {
             if let Some(e) = self.fail.lock().unwrap().clone() {
                 return Err(e);
             }
@@ -614,7 +645,7 @@ mod tests {
             &self,
             _: &ImageRef,
             digest: &Digest,
-            _: &Credentials,
+            _: Fetch<'_>,
         ) -> Result<Vec<SignatureLayer>, RegistryError> {
             self.signature_calls.fetch_add(1, Ordering::SeqCst);
             assert!(!self.panics, "a bug below the engine");
@@ -630,7 +661,7 @@ mod tests {
             &self,
             _: &ImageRef,
             digest: &Digest,
-            _: &Credentials,
+            _: Fetch<'_>,
         ) -> Result<Vec<AttestationLayer>, RegistryError> {
             Ok(self.attestations.lock().unwrap().get(digest).cloned().unwrap_or_default())
         }
@@ -638,7 +669,7 @@ mod tests {
             &self,
             _: &ImageRef,
             digest: &Digest,
-            _: &Credentials,
+            _: Fetch<'_>,
         ) -> Result<Vec<BundleLayer>, RegistryError> {
             Ok(self.bundles.lock().unwrap().get(digest).cloned().unwrap_or_default())
         }

@@ -302,8 +302,9 @@ async fn a_referrers_page_on_another_host_is_not_followed() {
 
 /// A registry that lists 40 attestations of 2 MiB each (each under the 32 MiB per-envelope cap,
 /// 80 MiB together) and serves every one of them correctly. A real registry would do this just
-/// as well; the fake only saves pushing 80 MiB through cosign. At most 64 MiB are read: the
-/// envelopes past the per-image budget come back unread, marked over the cap.
+/// as well; the fake only saves pushing 80 MiB through cosign. At most 48 MiB are read: the
+/// envelopes past the per-image budget come back unread, marked over the cap, and are never
+/// even requested.
 #[tokio::test]
 async fn attestations_past_the_per_image_budget_are_not_read() {
     use trustgate::evidence::Registry as _;
@@ -348,18 +349,20 @@ async fn attestations_past_the_per_image_budget_are_not_read() {
     };
     let client = RegistryClient::new(config, Arc::new(Metrics::default())).unwrap();
     let image = trustgate::images::ImageRef::parse(&format!("{addr}/app:v1")).unwrap();
-    let layers = client.attestations(&image, &Digest::of(b"image"), &Default::default()).await.unwrap();
+    let charge = trustgate::evidence::Charge::standalone(Default::default());
+    let fetch = trustgate::evidence::Fetch { pull: &Default::default(), charge: &charge };
+    let layers = client.attestations(&image, &Digest::of(b"image"), fetch).await.unwrap();
     server.abort();
     assert_eq!(layers.len(), LAYERS);
     let read: Vec<_> = layers.iter().filter(|l| l.too_large.is_none()).collect();
     let unread: Vec<_> = layers.iter().filter_map(|l| l.too_large.as_deref()).collect();
-    assert_eq!(read.len(), 32, "64 MiB of 2 MiB envelopes");
+    assert_eq!(read.len(), 24, "48 MiB of 2 MiB envelopes");
     assert!(read.iter().all(|l| l.envelope.len() == SIZE && blobs[l.digest.as_str()] == l.envelope));
-    assert_eq!(unread.len(), 8);
+    assert_eq!(unread.len(), 16);
     assert!(
-        unread[0].contains("sent attestations for one image over trustgate's cap of 67108864 bytes"),
+        unread[0].contains("sent an attestation of 2 MiB over trustgate's cap of 48 MiB of evidence per image"),
         "{}",
         unread[0]
     );
-    assert_eq!(served.load(std::sync::atomic::Ordering::SeqCst), 32 * SIZE, "nothing past the budget is fetched");
+    assert_eq!(served.load(std::sync::atomic::Ordering::SeqCst), 24 * SIZE, "nothing past the budget is fetched");
 }

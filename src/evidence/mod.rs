@@ -7,6 +7,7 @@
 
 pub mod attest;
 mod auth;
+pub mod budget;
 pub mod bundle;
 pub mod cosign;
 pub mod keyless;
@@ -22,6 +23,7 @@ use async_trait::async_trait;
 use crate::images::{Digest, ImageRef};
 
 pub use auth::{Credentials, CredentialsError};
+pub use budget::{Charge, MemoryBudget, MemoryLimits};
 pub use registry::{Limits, RegistryClient, RegistryConfig, RegistryConfigError};
 
 /// One classic cosign signature: the simple-signing payload and its base64 signature.
@@ -52,19 +54,27 @@ pub struct BundleLayer {
     pub too_large: Option<String>,
 }
 
-/// Reads evidence from registries. `pull` holds the credentials of the workload's pull
-/// secrets; they win over the server's own (`--registry-config`) for the hosts they name.
+/// On whose behalf evidence is read: the workload's pull credentials (they win over the
+/// server's own, `--registry-config`, for the hosts they name), and the image's [`Charge`],
+/// which every byte read is taken from.
+#[derive(Debug, Clone, Copy)]
+pub struct Fetch<'a> {
+    pub pull: &'a Credentials,
+    pub charge: &'a Charge,
+}
+
+/// Reads evidence from registries, for one image of one review ([`Fetch`]).
 #[async_trait]
 pub trait Registry: Send + Sync {
     /// Resolves a tag to the digest the registry serves for it now.
-    async fn resolve(&self, image: &ImageRef, pull: &Credentials) -> Result<Digest, RegistryError>;
+    async fn resolve(&self, image: &ImageRef, fetch: Fetch<'_>) -> Result<Digest, RegistryError>;
     /// The classic cosign signatures (`sha256-<hex>.sig`) of `digest` in `image`'s repository;
     /// empty when the image has none.
     async fn signatures(
         &self,
         image: &ImageRef,
         digest: &Digest,
-        pull: &Credentials,
+        fetch: Fetch<'_>,
     ) -> Result<Vec<SignatureLayer>, RegistryError>;
     /// The classic cosign attestations (`sha256-<hex>.att`) of `digest`: DSSE envelopes, not
     /// yet verified; empty when the image has none.
@@ -72,7 +82,7 @@ pub trait Registry: Send + Sync {
         &self,
         image: &ImageRef,
         digest: &Digest,
-        pull: &Credentials,
+        fetch: Fetch<'_>,
     ) -> Result<Vec<attest::AttestationLayer>, RegistryError>;
     /// The sigstore bundles (cosign v3 signatures and attestations) that refer to `digest`;
     /// empty when there are none.
@@ -80,7 +90,7 @@ pub trait Registry: Send + Sync {
         &self,
         _image: &ImageRef,
         _digest: &Digest,
-        _pull: &Credentials,
+        _fetch: Fetch<'_>,
     ) -> Result<Vec<BundleLayer>, RegistryError> {
         Ok(Vec::new())
     }
@@ -104,6 +114,10 @@ pub enum RegistryError {
     Invalid { host: String, what: String, detail: String },
     #[error("registry {host} sent {what} over trustgate's cap of {limit}")]
     TooLarge { host: String, what: String, limit: String },
+    /// trustgate's own budget (memory for registry answers, or turns for requests to one
+    /// registry) stayed taken by other work for `waited`: an overload, not a finding.
+    #[error("trustgate is busy: its budget of {budget} stayed in use by other verifications for {waited:?}; retry")]
+    Busy { budget: String, waited: Duration },
 }
 
 impl RegistryError {
@@ -117,6 +131,7 @@ impl RegistryError {
             RegistryError::Status { .. } => "registry-error",
             RegistryError::Invalid { .. } => "registry-invalid-response",
             RegistryError::TooLarge { .. } => "registry-response-too-large",
+            RegistryError::Busy { .. } => "evidence-budget-busy",
         }
     }
 }

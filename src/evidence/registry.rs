@@ -11,11 +11,13 @@ use futures::future::try_join_all;
 use reqwest::header::{HeaderValue, ACCEPT, CONTENT_LENGTH, WWW_AUTHENTICATE};
 use reqwest::{Method, StatusCode};
 use serde::Deserialize;
+use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 
 use super::attest::AttestationLayer;
 use super::auth::{parse_challenge, Challenge, Credentials};
+use super::budget::Held;
 use super::keyless::ClassicMaterial;
-use super::{BundleLayer, Registry, RegistryError, SignatureLayer};
+use super::{BundleLayer, Fetch, Registry, RegistryError, SignatureLayer};
 use crate::images::{Digest, ImageRef, DEFAULT_REGISTRY};
 use crate::metrics::Metrics;
 
@@ -62,11 +64,14 @@ pub struct Limits {
     pub payload_bytes: usize,
     /// Most signatures (and, separately, attestations) examined per image.
     pub signatures: usize,
-    /// Largest attestation (DSSE envelope) read (bytes); SBOMs are the large ones.
+    /// Largest attestation (DSSE envelope) or sigstore bundle read (bytes); SBOMs are the
+    /// large ones. What one image, one review and the process may hold in all is
+    /// [`super::MemoryLimits`]'.
     pub attestation_bytes: usize,
-    /// Most bytes of attestations (and, separately, of sigstore bundles) read for one image, so
-    /// 64 envelopes at the per-envelope cap cannot add up to gigabytes.
-    pub evidence_bytes: usize,
+    /// Requests in flight to one registry host at once; more wait their turn.
+    pub requests_per_host: usize,
+    /// Requests in flight to all registries at once.
+    pub requests: usize,
 }
 
 impl Default for Limits {
@@ -76,7 +81,8 @@ impl Default for Limits {
             payload_bytes: 256 << 10,
             signatures: 64,
             attestation_bytes: 32 << 20,
-            evidence_bytes: 64 << 20,
+            requests_per_host: 16,
+            requests: 128,
         }
     }
 }
@@ -163,7 +169,24 @@ pub struct RegistryClient {
     timeout: Duration,
     limits: Limits,
     tokens: Mutex<HashMap<TokenScope, Arc<TokenSlot>>>,
+    /// Turns for requests, per registry host and for all of them: a review of thousands of
+    /// images on a registry that never answers holds a few sockets, not thousands.
+    host_turns: Mutex<HashMap<String, Arc<Semaphore>>>,
+    turns: Arc<Semaphore>,
     metrics: Arc<Metrics>,
+}
+
+/// A response, and the turn it holds until its body is read (or it is dropped).
+struct Reply {
+    response: reqwest::Response,
+    _turn: (OwnedSemaphorePermit, OwnedSemaphorePermit),
+}
+
+impl std::ops::Deref for Reply {
+    type Target = reqwest::Response;
+    fn deref(&self) -> &reqwest::Response {
+        &self.response
+    }
 }
 
 #[derive(Deserialize)]
@@ -249,6 +272,8 @@ impl RegistryClient {
             timeout: config.timeout,
             limits: config.limits,
             tokens: Mutex::default(),
+            host_turns: Mutex::default(),
+            turns: Arc::new(Semaphore::new(config.limits.requests.max(1))),
             metrics,
         })
     }
@@ -259,6 +284,35 @@ impl RegistryClient {
         format!("{scheme}://{host}")
     }
 
+    /// A turn to send a request to `host`: one of its host's and one of the process's,
+    /// waiting no longer than a request may take.
+    async fn turn(&self, host: &str) -> Result<(OwnedSemaphorePermit, OwnedSemaphorePermit), RegistryError> {
+        let per_host = {
+            let mut turns = self.host_turns.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+            // Hosts nobody is waiting on are forgotten, so a stream of new names stays bounded.
+            if turns.len() >= 1024 {
+                let free = self.limits.requests_per_host.max(1);
+                turns.retain(|_, s| s.available_permits() < free || Arc::strong_count(s) > 1);
+            }
+            turns
+                .entry(host.to_owned())
+                .or_insert_with(|| Arc::new(Semaphore::new(self.limits.requests_per_host.max(1))))
+                .clone()
+        };
+        let busy = |what: String| RegistryError::Busy { budget: what, waited: self.timeout };
+        let wait = |s: Arc<Semaphore>| tokio::time::timeout(self.timeout, s.acquire_owned());
+        let host_turn =
+            wait(per_host).await.ok().and_then(Result::ok).ok_or_else(|| {
+                busy(format!("{} requests at once to registry {host}", self.limits.requests_per_host))
+            })?;
+        let turn = wait(self.turns.clone())
+            .await
+            .ok()
+            .and_then(Result::ok)
+            .ok_or_else(|| busy(format!("{} registry requests at once", self.limits.requests)))?;
+        Ok((host_turn, turn))
+    }
+
     /// One registry API call, authenticating when challenged; records its outcome in metrics.
     async fn call(
         &self,
@@ -267,10 +321,15 @@ impl RegistryClient {
         method: Method,
         path: &str,
         accept: Option<&str>,
-        pull: &Credentials,
-    ) -> Result<reqwest::Response, RegistryError> {
+        fetch: Fetch<'_>,
+    ) -> Result<Reply, RegistryError> {
         let start = Instant::now();
-        let result = self.call_inner(image, method, path, accept, pull).await;
+        let result = match self.turn(&image.registry).await {
+            Ok(turn) => {
+                self.call_inner(image, method, path, accept, fetch).await.map(|r| Reply { response: r, _turn: turn })
+            }
+            Err(e) => Err(e),
+        };
         let outcome = match &result {
             Ok(r) if r.status().is_success() => "ok",
             Ok(r) if r.status() == StatusCode::NOT_FOUND => "not_found",
@@ -287,15 +346,16 @@ impl RegistryClient {
         method: Method,
         path: &str,
         accept: Option<&str>,
-        pull: &Credentials,
+        fetch: Fetch<'_>,
     ) -> Result<reqwest::Response, RegistryError> {
+        let pull = fetch.pull;
         let url = format!("{}/v2/{}/{}", self.base_url(&image.registry), image.repository, path);
         // The workload's pull secret for this host, else the server's own credentials.
         let creds = pull.for_host(&image.registry).or_else(|| self.credentials.for_host(&image.registry)).cloned();
         let identity =
             creds.as_ref().map_or_else(String::new, |(u, p)| Digest::of(format!("{u}:{p}").as_bytes()).to_string());
         let slot = {
-            let mut tokens = self.tokens.lock().expect("token cache lock");
+            let mut tokens = self.tokens.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
             tokens.entry((image.registry.clone(), image.repository.clone(), identity)).or_default().clone()
         };
         // A slot locked by a fetch under way counts as empty here; the 401 path waits for it.
@@ -316,7 +376,7 @@ impl RegistryClient {
                 }
                 match valid(&held) {
                     Some(token) => Auth::Bearer(token),
-                    None => match self.fetch_token(image, &realm, service.as_deref(), creds.as_ref()).await {
+                    None => match self.fetch_token(image, &realm, service.as_deref(), creds.as_ref(), fetch).await {
                         Ok((token, expiry)) => {
                             *held = Some(Token::Granted(token.clone(), expiry));
                             Auth::Bearer(token)
@@ -377,6 +437,7 @@ impl RegistryClient {
         realm: &str,
         service: Option<&str>,
         creds: Option<&(String, String)>,
+        fetch: Fetch<'_>,
     ) -> Result<(Arc<str>, Instant), RegistryError> {
         let start = Instant::now();
         // Credentials and tokens never travel in clear text to or from an HTTPS registry.
@@ -409,7 +470,8 @@ impl RegistryClient {
                     })
                 }
             }
-            let body = self.read_capped(&image.registry, response, 64 << 10, "a token response").await?;
+            let (body, _held) =
+                self.read_body(&image.registry, response, 64 << 10, "a token response", fetch, None).await?;
             let parsed: TokenResponse =
                 serde_json::from_slice(&body).map_err(|e| self.invalid(image, "token response", e))?;
             let token: Arc<str> = parsed
@@ -452,32 +514,61 @@ impl RegistryClient {
         RegistryError::Invalid { host: image.registry.clone(), what: what.into(), detail: e.to_string() }
     }
 
-    /// Reads a body, refusing to buffer more than `limit` bytes whatever the registry claims.
+    /// Reads a reply's body, refusing to buffer more than `limit` bytes whatever the registry
+    /// claims, each byte charged before it is buffered; the request's turn ends with it.
     async fn read_capped(
+        &self,
+        host: &str,
+        reply: Reply,
+        limit: usize,
+        what: &str,
+        fetch: Fetch<'_>,
+    ) -> Result<(Vec<u8>, Held), RegistryError> {
+        let Reply { response, _turn } = reply;
+        self.read_body(host, response, limit, what, fetch, None).await
+    }
+
+    /// [`RegistryClient::read_capped`] of a bare response; `held`: bytes charged for it already.
+    async fn read_body(
         &self,
         host: &str,
         mut response: reqwest::Response,
         limit: usize,
         what: &str,
-    ) -> Result<Vec<u8>, RegistryError> {
+        fetch: Fetch<'_>,
+        held: Option<Held>,
+    ) -> Result<(Vec<u8>, Held), RegistryError> {
         let too_large = || RegistryError::TooLarge {
             host: host.to_owned(),
             what: what.to_owned(),
             limit: format!("{limit} bytes"),
         };
         let declared =
-            response.headers().get(CONTENT_LENGTH).and_then(|v| v.to_str().ok()).and_then(|v| v.parse::<u64>().ok());
-        if declared.is_some_and(|n| n > limit as u64) {
+            response.headers().get(CONTENT_LENGTH).and_then(|v| v.to_str().ok()).and_then(|v| v.parse::<usize>().ok());
+        if declared.is_some_and(|n| n > limit) {
             return Err(too_large());
         }
-        let mut body = Vec::with_capacity(declared.map_or(8192, |n| n as usize));
+        // What the registry says it sends is charged at once; without a length, 8 KiB to
+        // start with and the buffer's growth as it comes.
+        let initial = declared.unwrap_or(8192).min(limit);
+        let mut held = match held {
+            Some(h) => h,
+            None => fetch.charge.take(initial, what, host).await?,
+        };
+        if held.bytes() < initial {
+            held.merge(fetch.charge.take(initial.saturating_sub(held.bytes()), what, host).await?);
+        }
+        let mut body = Vec::with_capacity(initial);
         while let Some(chunk) = response.chunk().await.map_err(|e| self.transport_error(host, &e))? {
-            if body.len() + chunk.len() > limit {
-                return Err(too_large());
+            let needed = body.len().checked_add(chunk.len()).filter(|&n| n <= limit).ok_or_else(too_large)?;
+            if needed > held.bytes() {
+                let grown = needed.max(held.bytes().saturating_mul(2)).min(limit);
+                held.merge(fetch.charge.take(grown.saturating_sub(held.bytes()), what, host).await?);
+                body.reserve_exact(grown.saturating_sub(body.len()));
             }
             body.extend_from_slice(&chunk);
         }
-        Ok(body)
+        Ok((body, held))
     }
 
     fn status_error(image: &ImageRef, reference: &str, what: &str, status: StatusCode) -> RegistryError {
@@ -488,41 +579,15 @@ impl RegistryClient {
         }
     }
 
-    /// [`RegistryClient::blob`] within a per-image `budget` of bytes: the layer's declared size is
-    /// taken from it first, and no more than that size is read.
-    async fn budgeted_blob(
-        &self,
-        image: &ImageRef,
-        layer: &Descriptor,
-        limit: usize,
-        budget: &std::sync::atomic::AtomicUsize,
-        what: &str,
-        pull: &Credentials,
-    ) -> Result<(Digest, Vec<u8>), RegistryError> {
-        use std::sync::atomic::Ordering;
-        if layer.size <= limit as u64 {
-            let size = layer.size as usize;
-            if budget.fetch_update(Ordering::SeqCst, Ordering::SeqCst, |left| left.checked_sub(size)).is_err() {
-                return Err(RegistryError::TooLarge {
-                    host: image.registry.clone(),
-                    what: format!("{what}s for one image"),
-                    limit: format!("{} bytes of {what}s per image", self.limits.evidence_bytes),
-                });
-            }
-            // More than declared would not match the digest anyway.
-            return self.blob(image, layer, size, what, pull).await;
-        }
-        self.blob(image, layer, limit, what, pull).await
-    }
-
-    /// A blob named by `layer`, at most `limit` bytes, checked against its digest.
+    /// A blob named by `layer`, at most `limit` bytes (and no more than it declares), checked
+    /// against its digest. Its bytes stay charged to the image until its evaluation ends.
     async fn blob(
         &self,
         image: &ImageRef,
         layer: &Descriptor,
         limit: usize,
         what: &str,
-        pull: &Credentials,
+        fetch: Fetch<'_>,
     ) -> Result<(Digest, Vec<u8>), RegistryError> {
         let digest = Digest::parse(&layer.digest).map_err(|e| self.invalid(image, &format!("{what} digest"), e))?;
         let too_large = || RegistryError::TooLarge {
@@ -530,17 +595,24 @@ impl RegistryClient {
             what: article(what),
             limit: format!("{limit} bytes"),
         };
-        if layer.size > limit as u64 {
+        let declared = usize::try_from(layer.size).map_err(|_| too_large())?;
+        if declared > limit {
             return Err(too_large());
         }
-        let response = self.call("blob", image, Method::GET, &format!("blobs/{digest}"), None, pull).await?;
+        // Charged before it is asked for: what does not fit is not fetched at all.
+        let held = fetch.charge.take(declared, &article(what), &image.registry).await?;
+        let Reply { response, _turn } =
+            self.call("blob", image, Method::GET, &format!("blobs/{digest}"), None, fetch).await?;
         if !response.status().is_success() {
             return Err(Self::status_error(image, digest.as_str(), &article(what), response.status()));
         }
-        let bytes = self.read_capped(&image.registry, response, limit, &article(what)).await?;
+        // More than declared would not match the digest anyway.
+        let (bytes, held) =
+            self.read_body(&image.registry, response, declared, &article(what), fetch, Some(held)).await?;
         if Digest::of(&bytes) != digest {
             return Err(self.invalid(image, what, format!("its content does not match its digest {digest}")));
         }
+        fetch.charge.keep(held);
         Ok((digest, bytes))
     }
 
@@ -553,17 +625,17 @@ impl RegistryClient {
         tag: &str,
         media_type: &str,
         what: &'static str,
-        pull: &Credentials,
+        fetch: Fetch<'_>,
     ) -> Result<Vec<Descriptor>, RegistryError> {
         let path = format!("manifests/{tag}");
-        let response = self.call(what, image, Method::GET, &path, Some(MANIFEST_ACCEPT), pull).await?;
+        let response = self.call(what, image, Method::GET, &path, Some(MANIFEST_ACCEPT), fetch).await?;
         match response.status() {
             StatusCode::NOT_FOUND => return Ok(Vec::new()),
             s if s.is_success() => {}
             s => return Err(Self::status_error(image, &path, &format!("the {what} manifest"), s)),
         }
-        let body = self
-            .read_capped(&image.registry, response, self.limits.manifest_bytes, &format!("a {what} manifest"))
+        let (body, _held) = self
+            .read_capped(&image.registry, response, self.limits.manifest_bytes, &format!("a {what} manifest"), fetch)
             .await?;
         let manifest: Manifest =
             serde_json::from_slice(&body).map_err(|e| self.invalid(image, &format!("{what} manifest"), e))?;
@@ -587,7 +659,7 @@ impl RegistryClient {
         &self,
         image: &ImageRef,
         digest: &Digest,
-        pull: &Credentials,
+        fetch: Fetch<'_>,
     ) -> Result<Vec<Descriptor>, RegistryError> {
         let mut path = format!("referrers/{digest}");
         let mut out = Vec::new();
@@ -599,7 +671,7 @@ impl RegistryClient {
                     limit: format!("{REFERRER_PAGES} pages"),
                 });
             }
-            let response = self.call("referrers", image, Method::GET, &path, Some(OCI_INDEX), pull).await?;
+            let response = self.call("referrers", image, Method::GET, &path, Some(OCI_INDEX), fetch).await?;
             let status = response.status();
             if page == 0
                 && matches!(
@@ -610,7 +682,7 @@ impl RegistryClient {
                         | StatusCode::NOT_ACCEPTABLE
                 )
             {
-                return self.referrers_fallback(image, digest, pull).await;
+                return self.referrers_fallback(image, digest, fetch).await;
             }
             if !status.is_success() {
                 return Err(Self::status_error(image, &path, "the referrers list", status));
@@ -622,8 +694,9 @@ impl RegistryClient {
                 .map(|link| self.next_page(image, link))
                 .transpose()?
                 .flatten();
-            let body =
-                self.read_capped(&image.registry, response, self.limits.manifest_bytes, "a referrers list").await?;
+            let (body, _held) = self
+                .read_capped(&image.registry, response, self.limits.manifest_bytes, "a referrers list", fetch)
+                .await?;
             let index: Index = serde_json::from_slice(&body).map_err(|e| self.invalid(image, "referrers list", e))?;
             out.extend(index.manifests);
             if out.len() > REFERRER_DESCRIPTORS {
@@ -671,16 +744,17 @@ impl RegistryClient {
         &self,
         image: &ImageRef,
         digest: &Digest,
-        pull: &Credentials,
+        fetch: Fetch<'_>,
     ) -> Result<Vec<Descriptor>, RegistryError> {
         let path = format!("manifests/sha256-{}", digest.hex());
-        let response = self.call("referrers", image, Method::GET, &path, Some(OCI_INDEX), pull).await?;
+        let response = self.call("referrers", image, Method::GET, &path, Some(OCI_INDEX), fetch).await?;
         match response.status() {
             StatusCode::NOT_FOUND => return Ok(Vec::new()),
             s if s.is_success() => {}
             s => return Err(Self::status_error(image, &path, "the referrers fallback tag", s)),
         }
-        let body = self.read_capped(&image.registry, response, self.limits.manifest_bytes, "a referrers index").await?;
+        let (body, _held) =
+            self.read_capped(&image.registry, response, self.limits.manifest_bytes, "a referrers index", fetch).await?;
         let index: Index = serde_json::from_slice(&body).map_err(|e| self.invalid(image, "referrers index", e))?;
         if index.manifests.len() > REFERRER_DESCRIPTORS {
             return Err(RegistryError::TooLarge {
@@ -699,8 +773,7 @@ impl RegistryClient {
         image: &ImageRef,
         digest: &Digest,
         referrer: &Descriptor,
-        budget: &std::sync::atomic::AtomicUsize,
-        pull: &Credentials,
+        fetch: Fetch<'_>,
     ) -> Result<Option<BundleLayer>, RegistryError> {
         let manifest_digest =
             Digest::parse(&referrer.digest).map_err(|e| self.invalid(image, "referrer descriptor", e))?;
@@ -708,14 +781,15 @@ impl RegistryClient {
             return Ok(None);
         }
         let path = format!("manifests/{manifest_digest}");
-        let response = self.call("referrers", image, Method::GET, &path, Some(OCI_MANIFEST), pull).await?;
+        let response = self.call("referrers", image, Method::GET, &path, Some(OCI_MANIFEST), fetch).await?;
         match response.status() {
             // Listed but gone (deleted since): nothing to read.
             StatusCode::NOT_FOUND => return Ok(None),
             s if s.is_success() => {}
             s => return Err(Self::status_error(image, &path, "a referrer manifest", s)),
         }
-        let body = self.read_capped(&image.registry, response, REFERRER_MANIFEST_BYTES, "a referrer manifest").await?;
+        let (body, held) =
+            self.read_capped(&image.registry, response, REFERRER_MANIFEST_BYTES, "a referrer manifest", fetch).await?;
         if Digest::of(&body) != manifest_digest {
             return Err(self.invalid(
                 image,
@@ -723,7 +797,10 @@ impl RegistryClient {
                 format!("its content does not match its digest {manifest_digest}"),
             ));
         }
-        let Ok(manifest) = serde_json::from_slice::<Manifest>(&body) else { return Ok(None) };
+        let parsed = serde_json::from_slice::<Manifest>(&body);
+        // The manifest's bytes are not needed while its bundle is read.
+        drop((body, held));
+        let Ok(manifest) = parsed else { return Ok(None) };
         // A referrers list (or a fallback tag anyone can push) may name anything: the manifest
         // itself must say it refers to this image.
         if manifest.subject.as_ref().map(|s| s.digest.as_str()) != Some(digest.as_str()) {
@@ -736,7 +813,7 @@ impl RegistryClient {
         if !is_bundle {
             return Ok(None);
         }
-        match self.budgeted_blob(image, layer, self.limits.attestation_bytes, budget, "sigstore bundle", pull).await {
+        match self.blob(image, layer, self.limits.attestation_bytes, "sigstore bundle", fetch).await {
             Ok((_, bytes)) => Ok(Some(BundleLayer { manifest: manifest_digest, bytes, too_large: None })),
             Err(e @ RegistryError::TooLarge { .. }) => {
                 Ok(Some(BundleLayer { manifest: manifest_digest, bytes: Vec::new(), too_large: Some(e.to_string()) }))
@@ -760,10 +837,10 @@ fn classic_material(layer: &Descriptor) -> ClassicMaterial {
 
 #[async_trait]
 impl Registry for RegistryClient {
-    async fn resolve(&self, image: &ImageRef, pull: &Credentials) -> Result<Digest, RegistryError> {
+    async fn resolve(&self, image: &ImageRef, fetch: Fetch<'_>) -> Result<Digest, RegistryError> {
         let tag = image.tag.as_deref().unwrap_or("latest");
         let path = format!("manifests/{tag}");
-        let response = self.call("resolve", image, Method::HEAD, &path, Some(MANIFEST_ACCEPT), pull).await?;
+        let response = self.call("resolve", image, Method::HEAD, &path, Some(MANIFEST_ACCEPT), fetch).await?;
         if !response.status().is_success() {
             return Err(Self::status_error(image, &format!("tag {tag}"), "the image manifest", response.status()));
         }
@@ -776,11 +853,12 @@ impl Registry for RegistryClient {
             return Ok(d);
         }
         // No digest header: hash the manifest itself.
-        let response = self.call("resolve", image, Method::GET, &path, Some(MANIFEST_ACCEPT), pull).await?;
+        let response = self.call("resolve", image, Method::GET, &path, Some(MANIFEST_ACCEPT), fetch).await?;
         if !response.status().is_success() {
             return Err(Self::status_error(image, &format!("tag {tag}"), "the image manifest", response.status()));
         }
-        let body = self.read_capped(&image.registry, response, self.limits.manifest_bytes, "an image manifest").await?;
+        let (body, _held) =
+            self.read_capped(&image.registry, response, self.limits.manifest_bytes, "an image manifest", fetch).await?;
         Ok(Digest::of(&body))
     }
 
@@ -788,13 +866,13 @@ impl Registry for RegistryClient {
         &self,
         image: &ImageRef,
         digest: &Digest,
-        pull: &Credentials,
+        fetch: Fetch<'_>,
     ) -> Result<Vec<SignatureLayer>, RegistryError> {
         let tag = format!("sha256-{}.sig", digest.hex());
-        let layers = self.evidence_layers(image, digest, &tag, SIMPLE_SIGNING_MEDIA_TYPE, "signature", pull).await?;
+        let layers = self.evidence_layers(image, digest, &tag, SIMPLE_SIGNING_MEDIA_TYPE, "signature", fetch).await?;
         let limit = self.limits.payload_bytes;
         try_join_all(layers.iter().map(|l| async move {
-            let (digest, payload) = self.blob(image, l, limit, "signature payload", pull).await?;
+            let (digest, payload) = self.blob(image, l, limit, "signature payload", fetch).await?;
             let signature = l.annotations.get(SIGNATURE_ANNOTATION).cloned().unwrap_or_default();
             Ok(SignatureLayer { digest, payload, signature, material: classic_material(l) })
         }))
@@ -805,15 +883,13 @@ impl Registry for RegistryClient {
         &self,
         image: &ImageRef,
         digest: &Digest,
-        pull: &Credentials,
+        fetch: Fetch<'_>,
     ) -> Result<Vec<AttestationLayer>, RegistryError> {
         let tag = format!("sha256-{}.att", digest.hex());
-        let layers = self.evidence_layers(image, digest, &tag, DSSE_MEDIA_TYPE, "attestation", pull).await?;
+        let layers = self.evidence_layers(image, digest, &tag, DSSE_MEDIA_TYPE, "attestation", fetch).await?;
         let limit = self.limits.attestation_bytes;
-        let budget = std::sync::atomic::AtomicUsize::new(self.limits.evidence_bytes);
-        let budget = &budget;
         try_join_all(layers.iter().map(|l| async move {
-            match self.budgeted_blob(image, l, limit, budget, "attestation", pull).await {
+            match self.blob(image, l, limit, "attestation", fetch).await {
                 Ok((digest, envelope)) => {
                     Ok(AttestationLayer { digest, envelope, too_large: None, material: classic_material(l) })
                 }
@@ -838,9 +914,9 @@ impl Registry for RegistryClient {
         &self,
         image: &ImageRef,
         digest: &Digest,
-        pull: &Credentials,
+        fetch: Fetch<'_>,
     ) -> Result<Vec<BundleLayer>, RegistryError> {
-        let referrers = self.referrers(image, digest, pull).await?;
+        let referrers = self.referrers(image, digest, fetch).await?;
         // Descriptors are hints: keep image manifests that say they are bundles, or that say
         // nothing better (lax registries report the empty config type); the manifest decides.
         let candidates: Vec<&Descriptor> = referrers
@@ -855,8 +931,7 @@ impl Registry for RegistryClient {
                 limit: format!("{} bundles", self.limits.signatures),
             });
         }
-        let budget = std::sync::atomic::AtomicUsize::new(self.limits.evidence_bytes);
-        let found = try_join_all(candidates.into_iter().map(|d| self.bundle(image, digest, d, &budget, pull))).await?;
+        let found = try_join_all(candidates.into_iter().map(|d| self.bundle(image, digest, d, fetch))).await?;
         Ok(found.into_iter().flatten().collect())
     }
 }
