@@ -431,7 +431,9 @@ pub async fn serve(args: ServeArgs) -> Result<(), CliError> {
             ));
             let mut state = AppState::new(engine.clone(), metrics, settings);
             state.ready.store(false, std::sync::atomic::Ordering::Release);
-            state.namespaces = Some(crate::policy::cluster::start(client.clone(), engine, state.ready.clone()));
+            let health = crate::policy::cluster::PolicyHealth::default();
+            state.policy_health = Some(health.clone());
+            state.namespaces = Some(crate::policy::cluster::start(client.clone(), engine, state.ready.clone(), health));
             state.pull_secrets = Some(crate::evidence::pull_secrets::PullSecrets::new(client));
             tracing::info!("reading ClusterImagePolicies and Namespaces from the cluster");
             state

@@ -187,6 +187,24 @@ async fn a_non_workload_is_admitted_with_a_warning() {
     assert_eq!(response["warnings"][0], "trustgate: ConfigMap is not a workload kind it evaluates; admitted unchecked");
 }
 
+/// Issue 9, case 3: an absurd `?timeout=` panicked the handler (an empty reply); it is now
+/// answered like any other review, with the default deadline.
+#[tokio::test]
+async fn an_absurd_timeout_is_answered_not_a_panic() {
+    for timeout in ["10000000000000000000000s", "99999999999999999999999h", "-1s", "1e9s", "%FF"] {
+        let body = serde_json::to_vec(&fixture("create-pod")).unwrap();
+        let request = Request::post(format!("/validate?timeout={timeout}"))
+            .header("content-type", "application/json")
+            .body(Body::from(body))
+            .unwrap();
+        let response = router(state(Settings::default())).oneshot(request).await.unwrap();
+        assert_eq!(response.status(), StatusCode::OK, "{timeout}");
+        let body = response.into_body().collect().await.unwrap().to_bytes();
+        let answer: Value = serde_json::from_slice(&body).unwrap();
+        assert_eq!(answer["response"]["uid"], fixture("create-pod")["request"]["uid"], "{timeout}");
+    }
+}
+
 /// `request.kind` says where the images are; an object of another kind would hide them there.
 #[tokio::test]
 async fn an_object_of_another_kind_than_the_request_is_denied() {
@@ -342,6 +360,24 @@ async fn probes_and_metrics() {
     assert_eq!(probes.clone().oneshot(get("/readyz")).await.unwrap().status(), StatusCode::SERVICE_UNAVAILABLE);
     s.ready.store(true, std::sync::atomic::Ordering::Release);
     assert_eq!(probes.clone().oneshot(get("/readyz")).await.unwrap().status(), StatusCode::OK);
+
+    // Cluster mode: a stopped policy watcher makes the replica not ready at once, and says why.
+    let mut cluster = s.clone();
+    let health = trustgate::policy::cluster::PolicyHealth::default();
+    cluster.policy_health = Some(health.clone());
+    let cluster_probes = probe_router(cluster);
+    health.stopped("it panicked (a bug)".into());
+    let response = cluster_probes.clone().oneshot(get("/readyz")).await.unwrap();
+    assert_eq!(response.status(), StatusCode::SERVICE_UNAVAILABLE);
+    let body = response.into_body().collect().await.unwrap().to_bytes();
+    assert!(
+        String::from_utf8_lossy(&body).starts_with("not ready: the ClusterImagePolicy watcher is restarting"),
+        "{}",
+        String::from_utf8_lossy(&body)
+    );
+    assert_eq!(cluster_probes.clone().oneshot(get("/healthz")).await.unwrap().status(), StatusCode::OK);
+    health.synced();
+    assert_eq!(cluster_probes.oneshot(get("/readyz")).await.unwrap().status(), StatusCode::OK);
 
     let mut r = fixture("create-pod");
     edit_pod_spec(&mut r, |spec| spec["containers"][0]["image"] = json!("unmatched.io/x"));

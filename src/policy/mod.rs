@@ -206,7 +206,7 @@ impl Policy {
         let no_secrets = |_: &SecretKeyRef| {
             Err("a secretRef is read from the cluster; in a policy file give the value inline (publicKey, trustedRootJson)".into())
         };
-        let (policy, errors) = Policy::compile_lenient(policy, &no_secrets);
+        let (policy, errors) = Policy::compile_guarded(policy, &no_secrets);
         if errors.is_empty() {
             Ok(policy)
         } else {
@@ -409,6 +409,45 @@ impl Policy {
             invalid,
         };
         (policy, errors)
+    }
+
+    /// [`Policy::compile_lenient`], isolated: should compiling one policy panic (a bug in
+    /// trustgate), the result is a policy that still governs the images its globs name and
+    /// denies them saying so, as any invalid policy does, and the others are unaffected.
+    pub fn compile_guarded(
+        policy: &ClusterImagePolicy,
+        secret_key: &dyn Fn(&SecretKeyRef) -> Result<String, String>,
+    ) -> (Policy, Vec<PolicyError>) {
+        let compiled =
+            std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| Policy::compile_lenient(policy, secret_key)));
+        let panic = match compiled {
+            Ok(result) => return result,
+            Err(panic) => panic,
+        };
+        let detail = panic
+            .downcast_ref::<&str>()
+            .map(|s| (*s).to_owned())
+            .or_else(|| panic.downcast_ref::<String>().cloned())
+            .unwrap_or_else(|| "no message".to_owned());
+        let name = policy.metadata.name.clone().unwrap_or_default();
+        tracing::error!(policy = %name, error = %detail, "compiling a ClusterImagePolicy panicked; it denies what it governs");
+        let message = format!("compiling it failed, a bug in trustgate ({detail}); please report it");
+        let globs: Vec<Glob> = policy.spec.images.iter().filter_map(|g| Glob::new(&g.glob).ok()).collect();
+        let error =
+            PolicyError { source_file: None, name: name.clone(), field: "spec".into(), message: message.clone() };
+        let invalid = Policy {
+            hash: content_hash(&name, &policy.spec, &[]),
+            name,
+            mode: policy.spec.mode,
+            require_digest: policy.spec.require_digest,
+            globs,
+            // Every namespace: what it may have meant to govern is denied, not admitted.
+            selector: Selector::default(),
+            signatures: None,
+            attestations: Vec::new(),
+            invalid: Some(format!("spec: {message}")),
+        };
+        (invalid, vec![error])
     }
 
     /// Does this policy govern `repository` (normalised `host/path`) in a namespace with `labels`?
@@ -718,6 +757,21 @@ HmhSPuBlmiGFYe70BZlGiFJ+l5r29JGkFWtbsXeZuLV+KTPZ23Xb7a+gSg==
         let (ok, errs) = parse_documents(&policy_yaml("either", &two(1)));
         assert!(errs.is_empty(), "with threshold 1 a second name for a key is harmless: {errs:?}");
         assert_eq!(ok.len(), 1);
+    }
+
+    /// A bug that panics while one policy compiles does not take the policy watcher down: the
+    /// policy denies what its globs govern, saying why (the secret lookup stands in for the bug).
+    #[test]
+    fn a_panic_while_compiling_a_policy_makes_that_policy_invalid() {
+        let yaml = policy_yaml("buggy", "  signatures:\n    authorities:\n      - name: k\n        key: {secretRef: {name: keys, namespace: sec}}\n");
+        let object: ClusterImagePolicy = serde_yaml::from_str(&yaml).unwrap();
+        let buggy = |_: &SecretKeyRef| -> Result<String, String> { panic!("index out of bounds") };
+        let (policy, errors) = Policy::compile_guarded(&object, &buggy);
+        assert_eq!(errors.len(), 1);
+        let why = policy.invalid.as_deref().unwrap();
+        assert!(why.contains("compiling it failed, a bug in trustgate (index out of bounds)"), "{why}");
+        assert!(policy.applies_to("registry.acme.io/api", &Labels::new()), "it still governs its images");
+        assert!(policy.signatures.is_none());
     }
 
     #[test]

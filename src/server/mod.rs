@@ -34,7 +34,7 @@ use crate::engine::Engine;
 use crate::evidence::pull_secrets::PullSecrets;
 use crate::evidence::Credentials;
 use crate::metrics::Metrics;
-use crate::policy::cluster::Namespaces;
+use crate::policy::cluster::{Namespaces, PolicyHealth};
 use crate::policy::Labels;
 
 /// Request-handling limits and timing.
@@ -67,6 +67,8 @@ pub struct AppState {
     pub namespaces: Option<Namespaces>,
     /// Pull secrets from the cluster; `None` in file mode.
     pub pull_secrets: Option<PullSecrets>,
+    /// Whether the cluster's policies are kept current; `None` in file mode.
+    pub policy_health: Option<PolicyHealth>,
     pub settings: Settings,
 }
 
@@ -80,6 +82,7 @@ impl AppState {
             serving: Arc::new(AtomicBool::new(false)),
             namespaces: None,
             pull_secrets: None,
+            policy_health: None,
             settings,
         }
     }
@@ -132,7 +135,7 @@ pub fn router(state: AppState) -> Router {
 /// `/healthz`, `/readyz` and `/metrics`.
 pub fn probe_router(state: AppState) -> Router {
     Router::new()
-        .route("/healthz", get(|| async { "ok" }))
+        .route("/healthz", get(healthz))
         .route("/readyz", get(readyz))
         .route("/metrics", get(metrics))
         .with_state(state)
@@ -155,10 +158,20 @@ async fn validate(State(state): State<AppState>, Query(q): Query<ValidateQuery>,
 }
 
 async fn readyz(State(state): State<AppState>) -> Response {
-    match (state.ready.load(Ordering::Acquire), state.serving.load(Ordering::Acquire)) {
-        (true, true) => "ok".into_response(),
-        (false, _) => (StatusCode::SERVICE_UNAVAILABLE, "not ready: policies not loaded yet").into_response(),
-        (true, false) => (StatusCode::SERVICE_UNAVAILABLE, "not ready: not serving").into_response(),
+    let policies = state.policy_health.as_ref().map_or(Ok(()), PolicyHealth::ready);
+    match (state.ready.load(Ordering::Acquire), state.serving.load(Ordering::Acquire), policies) {
+        (true, true, Ok(())) => "ok".into_response(),
+        (false, _, _) => (StatusCode::SERVICE_UNAVAILABLE, "not ready: policies not loaded yet").into_response(),
+        (true, false, _) => (StatusCode::SERVICE_UNAVAILABLE, "not ready: not serving").into_response(),
+        (true, true, Err(why)) => (StatusCode::SERVICE_UNAVAILABLE, format!("not ready: {why}")).into_response(),
+    }
+}
+
+/// Live unless the policy source has been failing for long (a restart may cure it).
+async fn healthz(State(state): State<AppState>) -> Response {
+    match state.policy_health.as_ref().map_or(Ok(()), PolicyHealth::live) {
+        Ok(()) => "ok".into_response(),
+        Err(why) => (StatusCode::SERVICE_UNAVAILABLE, format!("not live: {why}")).into_response(),
     }
 }
 
