@@ -77,12 +77,26 @@ pub async fn review(engine: &Arc<Engine>, body: &[u8], deadline: Instant, contex
         let (v, k) = (&review.types.api_version, &review.types.kind);
         return reject(request.uid.clone(), format!("trustgate speaks AdmissionReview {API_VERSION}, not {k} {v}; list v1 in the webhook's admissionReviewVersions"));
     }
-    let request: AdmissionRequest<DynamicObject> = review.try_into().expect("request presence checked above");
+    let request: AdmissionRequest<DynamicObject> = match review.try_into() {
+        Ok(r) => r,
+        // Checked above; answered all the same if it ever were not.
+        Err(_) => return Answer::BadRequest("AdmissionReview has no request".into()),
+    };
     let started = std::time::Instant::now();
     let (response, decision) = evaluate(engine, &request, deadline, context).await;
     let review = response.into_review();
     tracing::debug!(uid = %request.uid, elapsed_ms = started.elapsed().as_secs_f64() * 1e3, "answered");
-    Answer::Review { body: serde_json::to_vec(&review).expect("an AdmissionReview always serialises"), decision }
+    Answer::Review { body: to_json(&review), decision }
+}
+
+/// An AdmissionReview's JSON. Serialising one cannot fail (string keys, no floats that are not
+/// finite); should it, the answer is an error review, which the API server treats per its
+/// failure policy, rather than a panic.
+fn to_json(review: &AdmissionReview<DynamicObject>) -> Vec<u8> {
+    serde_json::to_vec(review).unwrap_or_else(|e| {
+        tracing::error!(error = %e, "an AdmissionReview did not serialise");
+        br#"{"apiVersion":"admission.k8s.io/v1","kind":"AdmissionReview"}"#.to_vec()
+    })
 }
 
 /// Best effort at the uid of a body that does not deserialise as an AdmissionReview.
@@ -94,7 +108,7 @@ fn salvage_uid(body: &[u8]) -> Option<String> {
 fn reject(uid: String, message: String) -> Answer {
     let mut response = AdmissionResponse::invalid(message);
     response.uid = uid;
-    Answer::Review { body: serde_json::to_vec(&response.into_review()).expect("serialises"), decision: "error" }
+    Answer::Review { body: to_json(&response.into_review()), decision: "error" }
 }
 
 fn subject(request: &AdmissionRequest<DynamicObject>) -> String {

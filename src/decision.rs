@@ -379,8 +379,8 @@ pub fn capped(lines: &[String]) -> Vec<String> {
     if lines.len() <= MAX_LINES {
         return lines.to_vec();
     }
-    let mut out = lines[..MAX_LINES].to_vec();
-    out.push(format!("… and {} more", lines.len() - MAX_LINES));
+    let mut out: Vec<String> = lines.iter().take(MAX_LINES).cloned().collect();
+    out.push(format!("… and {} more", lines.len().saturating_sub(MAX_LINES)));
     out
 }
 

@@ -132,7 +132,7 @@ pub fn format(d: Duration) -> String {
 /// The input as quoted in an error: at most 40 characters of it.
 fn shorten(s: &str) -> String {
     match s.char_indices().nth(40) {
-        Some((i, _)) => format!("{}…", &s[..i]),
+        Some((i, _)) => format!("{}…", s.get(..i).unwrap_or_default()),
         None => s.to_owned(),
     }
 }

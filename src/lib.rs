@@ -8,6 +8,12 @@
 //! verification) → [`decision`] (allow / deny / warn, and the messages). [`engine`] runs the
 //! stages; [`server`] and [`cli`] are its two front ends.
 
+// Outside input never reaches a panic: no unwrap, expect, indexing, string slicing or panic in
+// the library (tests may; `cfg(test)` code is exempt). Where a value is known good, say why and
+// use `?`, `get` or a fallback instead.
+#![cfg_attr(not(test), deny(clippy::unwrap_used, clippy::expect_used, clippy::indexing_slicing, clippy::panic))]
+#![cfg_attr(not(test), deny(clippy::string_slice, clippy::unreachable, clippy::todo, clippy::unimplemented))]
+
 pub mod admission;
 pub mod cache;
 pub mod cli;

@@ -216,8 +216,9 @@ fn a_pod_of_huge_referrers_stays_within_the_memory_budget() {
 }
 
 /// Issue 9, case 6: before the bounds on registry work, this review was answered after
-/// 1.6-9.4 s instead of within its 1 s, and a cached single-image review sent meanwhile took
-/// 6.9 s instead of milliseconds.
+/// 1.6-9.4 s instead of within its 1 s, a cached single-image review sent meanwhile took up to
+/// 6.9 s instead of milliseconds (0.5 s on the machine this test was written on), and the
+/// server reached 252 MiB.
 #[test]
 fn a_flood_of_images_on_a_dead_registry_is_answered_in_time_and_cached_reviews_stay_fast() {
     let _alone = ONE_AT_A_TIME.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
@@ -267,5 +268,7 @@ fn a_flood_of_images_on_a_dead_registry_is_answered_in_time_and_cached_reviews_s
     // The API server waits 1 s; curl's own start and TLS handshake are in this figure too.
     assert!(elapsed < Duration::from_millis(1500), "answered after {elapsed:?}");
     let slowest = cached_times.iter().max().unwrap();
-    assert!(*slowest < Duration::from_millis(500), "a cached review took {slowest:?} during the flood");
+    assert!(*slowest < Duration::from_millis(250), "a cached review took {slowest:?} during the flood");
+    // 8,000 images queued, 16 verifying: no socket, task or buffer per image (252 MiB before).
+    assert!(peak < 128.0, "peak resident memory {peak:.1} MiB");
 }

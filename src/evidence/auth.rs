@@ -159,11 +159,9 @@ pub fn parse_challenge(header: &str) -> Option<Challenge> {
         let (key, after) = rest.split_once('=')?;
         let after = after.trim_start();
         let (value, remaining) = if let Some(quoted) = after.strip_prefix('"') {
-            let end = quoted.find('"')?;
-            (&quoted[..end], &quoted[end + 1..])
+            quoted.split_once('"')?
         } else {
-            let end = after.find(',').unwrap_or(after.len());
-            (&after[..end], &after[end..])
+            after.split_at_checked(after.find(',').unwrap_or(after.len()))?
         };
         match key.trim().to_ascii_lowercase().as_str() {
             "realm" => realm = Some(value.to_owned()),

@@ -215,7 +215,7 @@ fn verify_ed25519ph(spki: &[u8], signature_b64: &str, payload: &[u8]) -> bool {
     use ed25519_dalek::{Signature as EdSignature, VerifyingKey};
     use sha2::{Digest as _, Sha512};
     // An Ed25519 SubjectPublicKeyInfo is a fixed 12-byte header and the 32-byte key.
-    let Some(raw) = spki.len().checked_sub(32).map(|start| &spki[start..]) else { return false };
+    let Some(raw) = spki.len().checked_sub(32).and_then(|start| spki.get(start..)) else { return false };
     let (Ok(raw), Ok(sig)) =
         (<[u8; 32]>::try_from(raw), base64::engine::general_purpose::STANDARD.decode(signature_b64.trim()))
     else {

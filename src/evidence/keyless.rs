@@ -296,9 +296,10 @@ fn normalise(bundle: &Bundle) -> std::borrow::Cow<'_, Bundle> {
         VerificationMaterialContent::X509CertificateChain { certificates }
             if bundle.media_type == MediaType::Bundle0_3 && certificates.len() == 1 =>
         {
+            let Some(leaf) = certificates.first() else { return std::borrow::Cow::Borrowed(bundle) };
             let mut b = bundle.clone();
             b.verification_material.content =
-                VerificationMaterialContent::Certificate(CertificateContent::new(certificates[0].raw_bytes.clone()));
+                VerificationMaterialContent::Certificate(CertificateContent::new(leaf.raw_bytes.clone()));
             std::borrow::Cow::Owned(b)
         }
         _ => std::borrow::Cow::Borrowed(bundle),
@@ -351,18 +352,22 @@ pub fn classic_bundle(material: &ClassicMaterial, content: ClassicContent<'_>) -
             "tlogEntries": tlog_entries,
         },
     });
-    match content {
+    let (key, value) = match content {
         ClassicContent::Message { payload, signature_b64 } => {
             use sha2::Digest as _;
-            bundle["messageSignature"] = json!({
+            let signature = json!({
                 "messageDigest": {"algorithm": "SHA2_256", "digest": b64.encode(sha2::Sha256::digest(payload))},
                 "signature": signature_b64.trim(),
             });
+            ("messageSignature", signature)
         }
         ClassicContent::Dsse { envelope } => {
             let envelope: Value = serde_json::from_slice(envelope).map_err(|e| format!("not a DSSE envelope: {e}"))?;
-            bundle["dsseEnvelope"] = envelope;
+            ("dsseEnvelope", envelope)
         }
+    };
+    if let Some(fields) = bundle.as_object_mut() {
+        fields.insert(key.to_owned(), value);
     }
     Bundle::from_json(&bundle.to_string())
         .map_err(|e| format!("the signature's certificate material is malformed: {e}"))
@@ -373,20 +378,23 @@ pub fn classic_bundle(material: &ClassicMaterial, content: ClassicContent<'_>) -
 fn rekor_entry(annotation: &str) -> Result<Value, String> {
     let bad = |what: &str| format!("the signature's transparency-log annotation is malformed: {what}");
     let v: Value = serde_json::from_str(annotation).map_err(|e| bad(&e.to_string()))?;
-    let payload = &v["Payload"];
-    let body = payload["body"].as_str().ok_or_else(|| bad("no body"))?;
-    let decoded = base64::engine::general_purpose::STANDARD.decode(body).map_err(|e| bad(&e.to_string()))?;
+    let field = |v: &Value, name: &str| v.get(name).cloned().unwrap_or(Value::Null);
+    let payload = field(&v, "Payload");
+    let text =
+        |v: &Value, name: &str| field(v, name).as_str().map(str::to_owned).ok_or_else(|| bad(&format!("no {name}")));
+    let body = text(&payload, "body")?;
+    let decoded = base64::engine::general_purpose::STANDARD.decode(&body).map_err(|e| bad(&e.to_string()))?;
     let entry: Value = serde_json::from_slice(&decoded).map_err(|e| bad(&e.to_string()))?;
-    let log_id = hex::decode(payload["logID"].as_str().ok_or_else(|| bad("no logID"))?).map_err(|_| bad("logID"))?;
+    let log_id = hex::decode(text(&payload, "logID")?).map_err(|_| bad("logID"))?;
     Ok(json!({
-        "logIndex": payload["logIndex"].as_u64().ok_or_else(|| bad("no logIndex"))?.to_string(),
+        "logIndex": field(&payload, "logIndex").as_u64().ok_or_else(|| bad("no logIndex"))?.to_string(),
         "logId": {"keyId": base64::engine::general_purpose::STANDARD.encode(log_id)},
         "kindVersion": {
-            "kind": entry["kind"].as_str().ok_or_else(|| bad("no kind"))?,
-            "version": entry["apiVersion"].as_str().ok_or_else(|| bad("no apiVersion"))?,
+            "kind": text(&entry, "kind")?,
+            "version": text(&entry, "apiVersion")?,
         },
-        "integratedTime": payload["integratedTime"].as_i64().ok_or_else(|| bad("no integratedTime"))?.to_string(),
-        "inclusionPromise": {"signedEntryTimestamp": v["SignedEntryTimestamp"].as_str().ok_or_else(|| bad("no SignedEntryTimestamp"))?},
+        "integratedTime": field(&payload, "integratedTime").as_i64().ok_or_else(|| bad("no integratedTime"))?.to_string(),
+        "inclusionPromise": {"signedEntryTimestamp": text(&v, "SignedEntryTimestamp")?},
         "canonicalizedBody": body,
     }))
 }

@@ -116,10 +116,9 @@ impl SbomFormat {
     pub fn from_predicate_type(predicate_type: &str) -> Option<Self> {
         let versioned = |base: &str, major: &str| match predicate_type.strip_prefix(base) {
             Some("") => true,
-            Some(rest) => rest
-                .strip_prefix("/v")
-                .and_then(|v| v.strip_prefix(major))
-                .is_some_and(|v| v.is_empty() || (v.starts_with('.') && v[1..].bytes().all(|b| b.is_ascii_digit()))),
+            Some(rest) => rest.strip_prefix("/v").and_then(|v| v.strip_prefix(major)).is_some_and(|v| {
+                v.is_empty() || v.strip_prefix('.').is_some_and(|d| d.bytes().all(|b| b.is_ascii_digit()))
+            }),
             None => false,
         };
         if versioned(CYCLONEDX_PREDICATE_TYPE, "1") {
@@ -624,8 +623,7 @@ fn cyclonedx<'a>(doc: &'a Value, ev: &mut Evaluator<'_, 'a>) -> Result<Option<&'
     let mut positions: Vec<(usize, usize)> = Vec::new();
     let path = |positions: &[(usize, usize)], mut at: usize| {
         let mut parts = Vec::new();
-        loop {
-            let (parent, index) = positions[at];
+        while let Some(&(parent, index)) = positions.get(at) {
             parts.push(format!("components[{index}]"));
             match parent {
                 usize::MAX => break,
@@ -913,14 +911,16 @@ struct Purl<'s> {
 impl<'s> Purl<'s> {
     fn parse(s: &'s str) -> Result<Self, &'static str> {
         let rest = match s.get(..4) {
-            Some(scheme) if scheme.eq_ignore_ascii_case("pkg:") => s[4..].trim_start_matches('/'),
+            Some(scheme) if scheme.eq_ignore_ascii_case("pkg:") => {
+                s.get(4..).unwrap_or_default().trim_start_matches('/')
+            }
             _ => return Err("it must start with pkg:"),
         };
         let (rest, subpath) = rest.split_once('#').map_or((rest, false), |(r, _)| (r, true));
         let (rest, qualifiers) = rest.split_once('?').map_or((rest, false), |(r, _)| (r, true));
         let last_slash = rest.rfind('/').ok_or("it has no type/name")?;
-        let (path, version) = match rest.rfind('@') {
-            Some(at) if at > last_slash => (&rest[..at], Some(&rest[at + 1..])),
+        let (path, version) = match rest.rsplit_once('@') {
+            Some((path, version)) if path.len() > last_slash => (path, Some(version)),
             _ => (rest, None),
         };
         let path = path.trim_end_matches('/');
@@ -960,9 +960,9 @@ fn percent_decode(s: &str) -> Cow<'_, str> {
     let b = s.as_bytes();
     let mut out = Vec::with_capacity(b.len());
     let mut i = 0;
-    while i < b.len() {
+    while let Some(&byte) = b.get(i) {
         let hex = |c: u8| (c as char).to_digit(16);
-        match (b[i], b.get(i + 1).copied().and_then(hex), b.get(i + 2).copied().and_then(hex)) {
+        match (byte, b.get(i + 1).copied().and_then(hex), b.get(i + 2).copied().and_then(hex)) {
             (b'%', Some(h), Some(l)) => {
                 out.push((h * 16 + l) as u8);
                 i += 3;
@@ -982,10 +982,10 @@ fn version_glob(glob: &str, s: &str) -> bool {
     let (mut gi, mut si) = (0, 0);
     let mut star: Option<(usize, usize)> = None;
     while si < s.len() {
-        if gi < g.len() && g[gi] == b'*' {
+        if g.get(gi) == Some(&b'*') {
             star = Some((gi, si));
             gi += 1;
-        } else if gi < g.len() && g[gi] == s[si] {
+        } else if g.get(gi).is_some_and(|c| s.get(si) == Some(c)) {
             gi += 1;
             si += 1;
         } else if let Some((sg, ss)) = star {
@@ -996,7 +996,7 @@ fn version_glob(glob: &str, s: &str) -> bool {
             return false;
         }
     }
-    g[gi..].iter().all(|&c| c == b'*')
+    g.iter().skip(gi).all(|&c| c == b'*')
 }
 
 struct Evaluator<'r, 'a> {
@@ -1276,15 +1276,15 @@ impl<'a> Expression<'a> {
             match c {
                 '(' => {
                     tokens.push(Token::Open);
-                    rest = &rest[1..];
+                    rest = rest.strip_prefix('(').unwrap_or_default();
                 }
                 ')' => {
                     tokens.push(Token::Close);
-                    rest = &rest[1..];
+                    rest = rest.strip_prefix(')').unwrap_or_default();
                 }
                 _ => {
                     let end = rest.find(|c: char| c.is_whitespace() || c == '(' || c == ')').unwrap_or(rest.len());
-                    let word = &rest[..end];
+                    let (word, after) = rest.split_at_checked(end)?;
                     if !word.bytes().all(|b| b.is_ascii_alphanumeric() || b"-.+:".contains(&b)) {
                         return None;
                     }
@@ -1294,7 +1294,7 @@ impl<'a> Expression<'a> {
                         w if w.eq_ignore_ascii_case("WITH") => Token::With,
                         w => Token::Id(w),
                     });
-                    rest = &rest[end..];
+                    rest = after;
                 }
             }
         }
@@ -1404,7 +1404,7 @@ fn parse_rfc3339(s: &str) -> Option<i64> {
     }
     let offset = match b.get(i)? {
         b'Z' | b'z' if i + 1 == b.len() => 0,
-        sign @ (b'+' | b'-') if i + 6 == b.len() && b[i + 3] == b':' => {
+        sign @ (b'+' | b'-') if i + 6 == b.len() && b.get(i + 3) == Some(&b':') => {
             let (h, m) = (num(i + 1..i + 3)?, num(i + 4..i + 6)?);
             if h > 23 || m > 59 {
                 return None;

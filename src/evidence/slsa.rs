@@ -260,7 +260,7 @@ pub fn uri_glob_matches(pattern: &str, value: &str) -> bool {
         if p.get(pi) == Some(&b'*') {
             pi += 1;
             resume = Some((pi, vi));
-        } else if p.get(pi) == Some(&v[vi]) {
+        } else if p.get(pi).is_some_and(|c| v.get(vi) == Some(c)) {
             pi += 1;
             vi += 1;
         } else if let Some((after_star, consumed)) = resume {
@@ -271,7 +271,7 @@ pub fn uri_glob_matches(pattern: &str, value: &str) -> bool {
             return false;
         }
     }
-    p[pi..].iter().all(|&c| c == b'*')
+    p.iter().skip(pi).all(|&c| c == b'*')
 }
 
 /// The form source URIs are compared in: without a leading `git+` (SPDX download-location
@@ -489,14 +489,15 @@ fn commit(digest: Option<&DigestSet>) -> Option<String> {
 /// The ref starts at the first `@` of the path: an `@` before it is userinfo
 /// (`git+ssh://git@host/…`), and a ref may itself contain `@` (GitHub's build type warns of it).
 fn split_ref(uri: &str) -> (&str, Option<&str>) {
-    let path_start = match uri.find("://") {
-        Some(i) => uri[i + 3..].find('/').map_or(uri.len(), |j| i + 3 + j),
+    let path_start = match uri.split_once("://") {
+        Some((scheme, rest)) => rest.find('/').map_or(uri.len(), |j| scheme.len() + 3 + j),
         None => 0,
     };
-    match uri[path_start..].find('@') {
-        Some(i) => {
-            let at = path_start + i;
-            (&uri[..at], Some(&uri[at + 1..]).filter(|r| !r.is_empty()))
+    let Some((head, path)) = uri.split_at_checked(path_start) else { return (uri, None) };
+    match path.split_once('@') {
+        Some((before, git_ref)) => {
+            let repository = uri.get(..head.len() + before.len()).unwrap_or(uri);
+            (repository, Some(git_ref).filter(|r| !r.is_empty()))
         }
         None => (uri, None),
     }

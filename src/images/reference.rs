@@ -24,8 +24,19 @@ pub struct ImageRef {
 
 /// A content digest. Only `sha256` is accepted: it is what registries and cosign use, and
 /// accepting weaker or unknown algorithms would only widen what an attacker can choose.
-#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
-pub struct Digest(String);
+#[derive(Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct Digest {
+    /// `sha256:<64 lowercase hex>`.
+    text: String,
+    /// The same 32 bytes, decoded once.
+    raw: [u8; 32],
+}
+
+impl fmt::Debug for Digest {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_tuple("Digest").field(&self.text).finish()
+    }
+}
 
 /// Why a reference could not be parsed.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -58,37 +69,37 @@ impl Digest {
         if hex.len() != 64 || !hex.bytes().all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b)) {
             return Err(DigestError::Hex);
         }
-        Ok(Digest(s.to_owned()))
+        let mut raw = [0; 32];
+        hex::decode_to_slice(hex, &mut raw).map_err(|_| DigestError::Hex)?;
+        Ok(Digest { text: s.to_owned(), raw })
     }
 
     /// The digest of `bytes`.
     pub fn of(bytes: &[u8]) -> Self {
         use sha2::{Digest as _, Sha256};
-        Digest(format!("sha256:{}", hex::encode(Sha256::digest(bytes))))
+        let raw: [u8; 32] = Sha256::digest(bytes).into();
+        Digest { text: format!("sha256:{}", hex::encode(raw)), raw }
     }
 
     /// `sha256:<hex>`.
     pub fn as_str(&self) -> &str {
-        &self.0
+        &self.text
     }
 
     /// The hex part, without the algorithm.
     pub fn hex(&self) -> &str {
-        &self.0["sha256:".len()..]
+        self.text.strip_prefix("sha256:").unwrap_or(&self.text)
     }
 
     /// The 32 bytes of the sha256 digest.
     pub fn bytes(&self) -> [u8; 32] {
-        let mut out = [0; 32];
-        // Validated as 64 lowercase hex characters when made.
-        hex::decode_to_slice(self.hex(), &mut out).expect("a Digest holds 64 hex characters");
-        out
+        self.raw
     }
 }
 
 impl fmt::Display for Digest {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(&self.0)
+        f.write_str(&self.text)
     }
 }
 
@@ -107,9 +118,9 @@ impl ImageRef {
         };
         // A tag follows the last ':' that comes after the last '/' (a ':' before it is a port).
         let last_slash = rest.rfind('/').map_or(0, |i| i + 1);
-        let (name, tag) = match rest[last_slash..].rfind(':') {
-            Some(i) => (&rest[..last_slash + i], Some(&rest[last_slash + i + 1..])),
-            None => (rest, None),
+        let (name, tag) = match rest.rsplit_once(':') {
+            Some((name, tag)) if name.len() >= last_slash => (name, Some(tag)),
+            _ => (rest, None),
         };
         if let Some(tag) = tag {
             let valid = !tag.is_empty()
@@ -243,9 +254,9 @@ fn valid_path(path: &str) -> bool {
         && path.split('/').all(|component| {
             // [a-z0-9]+((\.|_|__|-+)[a-z0-9]+)*
             let bytes = component.as_bytes();
-            !bytes.is_empty()
-                && bytes[0].is_ascii_lowercase() | bytes[0].is_ascii_digit()
-                && bytes[bytes.len() - 1].is_ascii_lowercase() | bytes[bytes.len() - 1].is_ascii_digit()
+            let alphanumeric = |b: Option<&u8>| b.is_some_and(|b| b.is_ascii_lowercase() || b.is_ascii_digit());
+            alphanumeric(bytes.first())
+                && alphanumeric(bytes.last())
                 && bytes
                     .iter()
                     .all(|&b| b.is_ascii_lowercase() || b.is_ascii_digit() || matches!(b, b'.' | b'_' | b'-'))

@@ -206,6 +206,7 @@ pub enum ServeError {
 pub struct Bound {
     webhook: TcpListener,
     probes: TcpListener,
+    addrs: (SocketAddr, SocketAddr),
     acceptor: tokio_rustls::TlsAcceptor,
     watcher: Option<tokio::task::JoinHandle<()>>,
     state: AppState,
@@ -233,22 +234,24 @@ impl Bound {
                 (tls::CertResolver::new(generated.key), None)
             }
         };
-        let acceptor = tokio_rustls::TlsAcceptor::from(tls::server_config(resolver));
-        let webhook = TcpListener::bind(listen).await.map_err(|source| ServeError::Bind { addr: listen, source })?;
-        let probes =
-            TcpListener::bind(probe_listen).await.map_err(|source| ServeError::Bind { addr: probe_listen, source })?;
-        Ok(Bound { webhook, probes, acceptor, watcher, state })
+        let acceptor = tokio_rustls::TlsAcceptor::from(tls::server_config(resolver)?);
+        let bind_error = |addr| move |source| ServeError::Bind { addr, source };
+        let webhook = TcpListener::bind(listen).await.map_err(bind_error(listen))?;
+        let probes = TcpListener::bind(probe_listen).await.map_err(bind_error(probe_listen))?;
+        let addrs =
+            (webhook.local_addr().map_err(bind_error(listen))?, probes.local_addr().map_err(bind_error(probe_listen))?);
+        Ok(Bound { webhook, probes, addrs, acceptor, watcher, state })
     }
 
     /// The bound webhook and probe addresses (useful with port 0).
     pub fn local_addrs(&self) -> (SocketAddr, SocketAddr) {
-        (self.webhook.local_addr().expect("bound"), self.probes.local_addr().expect("bound"))
+        self.addrs
     }
 
     /// Serves until `shutdown` resolves, then stops accepting, reports not-ready, and lets
     /// in-flight requests finish (up to 10 s).
     pub async fn run(self, shutdown: impl std::future::Future<Output = ()> + Send + 'static) {
-        let Bound { webhook, probes, acceptor, watcher, state } = self;
+        let Bound { webhook, probes, addrs, acceptor, watcher, state } = self;
         let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
         tokio::spawn(async move {
             shutdown.await;
@@ -266,7 +269,7 @@ impl Bound {
         let app = router(state.clone());
         let graceful = GracefulShutdown::new();
         state.serving.store(true, Ordering::Release);
-        tracing::info!(addr = %webhook.local_addr().expect("bound"), "serving admission reviews");
+        tracing::info!(addr = %addrs.0, "serving admission reviews");
         let mut stop = stop_rx.clone();
         loop {
             let (tcp, peer) = tokio::select! {

@@ -34,6 +34,8 @@ pub enum TlsError {
         #[source]
         source: std::io::Error,
     },
+    #[error("configuring TLS")]
+    Config(#[source] rustls::Error),
 }
 
 /// The serving certificate, swapped in place when it changes.
@@ -64,14 +66,14 @@ fn provider() -> Arc<rustls::crypto::CryptoProvider> {
 }
 
 /// A rustls server config over `resolver`, speaking HTTP/1.1 only (the API server forces it).
-pub fn server_config(resolver: Arc<CertResolver>) -> Arc<rustls::ServerConfig> {
+pub fn server_config(resolver: Arc<CertResolver>) -> Result<Arc<rustls::ServerConfig>, TlsError> {
     let mut config = rustls::ServerConfig::builder_with_provider(provider())
         .with_protocol_versions(&[&rustls::version::TLS13, &rustls::version::TLS12])
-        .expect("aws-lc-rs supports TLS 1.2 and 1.3")
+        .map_err(TlsError::Config)?
         .with_no_client_auth()
         .with_cert_resolver(resolver);
     config.alpn_protocols = vec![b"http/1.1".to_vec()];
-    Arc::new(config)
+    Ok(Arc::new(config))
 }
 
 /// Loads a PEM certificate chain and private key.
@@ -152,7 +154,7 @@ pub fn self_signed(names: &[String]) -> Result<SelfSigned, TlsError> {
     let ca_key = KeyPair::generate().map_err(TlsError::Generate)?;
     // A name of its own per CA, so a client holding another generation's CA is told "unknown
     // issuer" rather than "bad signature".
-    let id = crate::images::Digest::of(ca_key.public_key_pem().as_bytes()).hex()[..12].to_owned();
+    let id: String = crate::images::Digest::of(ca_key.public_key_pem().as_bytes()).hex().chars().take(12).collect();
     ca_params.distinguished_name.push(DnType::CommonName, format!("trustgate self-signed CA {id}"));
     let ca = CertifiedIssuer::self_signed(ca_params, ca_key).map_err(TlsError::Generate)?;
     let mut params = CertificateParams::new(names.to_vec()).map_err(TlsError::Generate)?;
