@@ -2,13 +2,15 @@
 //!
 //! `trustgate_admission_requests_total{decision}`, `trustgate_admission_duration_seconds`,
 //! `trustgate_cache_requests_total{result}`, `trustgate_registry_requests_total{operation,outcome}`
-//! and `trustgate_registry_request_duration_seconds{operation}`.
+//! `trustgate_registry_request_duration_seconds{operation}`, and the load on trustgate's own
+//! budgets: `trustgate_evidence_bytes_in_use` and `trustgate_verifications_running`.
 
 use std::time::Duration;
 
 use prometheus_client::encoding::EncodeLabelSet;
 use prometheus_client::metrics::counter::Counter;
 use prometheus_client::metrics::family::Family;
+use prometheus_client::metrics::gauge::Gauge;
 use prometheus_client::metrics::histogram::{exponential_buckets, Histogram};
 use prometheus_client::registry::Registry;
 
@@ -42,6 +44,8 @@ pub struct Metrics {
     cache: Family<CacheLabels, Counter>,
     registry_calls: Family<RegistryLabels, Counter>,
     registry_latency: Family<OperationLabels, Histogram>,
+    evidence_bytes: Gauge,
+    verifications: Gauge,
 }
 
 fn latency_histogram() -> Histogram {
@@ -63,7 +67,18 @@ impl Default for Metrics {
         registry.register("cache_requests", "Decision cache lookups, by result", cache.clone());
         registry.register("registry_requests", "Registry API calls, by operation and outcome", registry_calls.clone());
         registry.register("registry_request_duration_seconds", "Registry API call latency", registry_latency.clone());
-        Metrics { registry, requests, latency, cache, registry_calls, registry_latency }
+        let (evidence_bytes, verifications) = (Gauge::default(), Gauge::default());
+        registry.register(
+            "evidence_bytes_in_use",
+            "Bytes of registry answers held now, of the process's memory budget for them",
+            evidence_bytes.clone(),
+        );
+        registry.register(
+            "verifications_running",
+            "Image verifications running now, background ones included",
+            verifications.clone(),
+        );
+        Metrics { registry, requests, latency, cache, registry_calls, registry_latency, evidence_bytes, verifications }
     }
 }
 
@@ -83,6 +98,12 @@ impl Metrics {
     pub fn registry_call(&self, operation: &'static str, outcome: &'static str, elapsed: Duration) {
         self.registry_calls.get_or_create(&RegistryLabels { operation, outcome }).inc();
         self.registry_latency.get_or_create(&OperationLabels { operation }).observe(elapsed.as_secs_f64());
+    }
+
+    /// Records the load on the engine's budgets (read when `/metrics` is scraped).
+    pub fn load(&self, evidence_bytes: usize, verifications: usize) {
+        self.evidence_bytes.set(i64::try_from(evidence_bytes).unwrap_or(i64::MAX));
+        self.verifications.set(i64::try_from(verifications).unwrap_or(i64::MAX));
     }
 
     /// The Prometheus text exposition.

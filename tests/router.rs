@@ -386,4 +386,6 @@ async fn probes_and_metrics() {
     let text = String::from_utf8_lossy(&body);
     assert!(text.contains(r#"trustgate_admission_requests_total{decision="denied"} 1"#), "{text}");
     assert!(text.contains("trustgate_admission_duration_seconds_bucket"), "{text}");
+    assert!(text.contains("trustgate_evidence_bytes_in_use 0"), "{text}");
+    assert!(text.contains("trustgate_verifications_running 0"), "{text}");
 }

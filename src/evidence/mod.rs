@@ -22,7 +22,7 @@ use async_trait::async_trait;
 
 use crate::images::{Digest, ImageRef};
 
-pub use auth::{Credentials, CredentialsError};
+pub use auth::{parse_challenge, Challenge, Credentials, CredentialsError};
 pub use budget::{Charge, MemoryBudget, MemoryLimits};
 pub use registry::{Limits, RegistryClient, RegistryConfig, RegistryConfigError};
 

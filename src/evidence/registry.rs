@@ -489,8 +489,8 @@ impl RegistryClient {
                     detail: "no token".into(),
                 })?
                 .into();
-            let ttl = Duration::from_secs(parsed.expires_in.unwrap_or(60).saturating_sub(10).max(10));
-            Ok((token, Instant::now() + ttl))
+            let ttl = token_ttl(parsed.expires_in);
+            Ok((token, Instant::now().checked_add(ttl).unwrap_or_else(Instant::now)))
         }
         .await;
         self.metrics.registry_call(
@@ -806,18 +806,7 @@ impl RegistryClient {
         // The manifest's bytes are not needed while its bundle is read.
         drop((body, held));
         let Ok(manifest) = parsed else { return Ok(None) };
-        // A referrers list (or a fallback tag anyone can push) may name anything: the manifest
-        // itself must say it refers to this image.
-        if manifest.subject.as_ref().map(|s| s.digest.as_str()) != Some(digest.as_str()) {
-            return Ok(None);
-        }
-        let bundle_layers: Vec<&Descriptor> =
-            manifest.layers.iter().filter(|l| is_bundle_type(&l.media_type)).collect();
-        let is_bundle = manifest.artifact_type.as_deref().is_some_and(is_bundle_type) || !bundle_layers.is_empty();
-        let [layer] = bundle_layers.as_slice() else { return Ok(None) };
-        if !is_bundle {
-            return Ok(None);
-        }
+        let Some(layer) = bundle_layer(&manifest, digest) else { return Ok(None) };
         match self.blob(image, layer, self.limits.attestation_bytes, "sigstore bundle", fetch).await {
             Ok((_, bytes)) => Ok(Some(BundleLayer { manifest: manifest_digest, bytes, too_large: None })),
             Err(e @ RegistryError::TooLarge { .. }) => {
@@ -825,6 +814,68 @@ impl RegistryClient {
             }
             Err(e) => Err(e),
         }
+    }
+}
+
+/// How long a token is used: what the token server says (60 s if nothing), less 10 s for the
+/// clock and the trip, between 10 s and an hour (a token server cannot make it last forever).
+fn token_ttl(expires_in: Option<u64>) -> Duration {
+    Duration::from_secs(expires_in.unwrap_or(60).saturating_sub(10).clamp(10, 3600))
+}
+
+/// The referrer descriptors that may be sigstore bundles. Descriptors are hints: image
+/// manifests that say they are bundles are kept, and those that say nothing better (lax
+/// registries report the empty config type); the manifest decides.
+fn bundle_candidates(referrers: &[Descriptor]) -> Vec<&Descriptor> {
+    referrers
+        .iter()
+        .filter(|d| d.media_type == OCI_MANIFEST)
+        .filter(|d| d.artifact_type.as_deref().is_none_or(|t| is_bundle_type(t) || t == OCI_EMPTY))
+        .collect()
+}
+
+/// The one bundle layer of a referrer manifest of `digest`. A referrers list (or a fallback tag
+/// anyone can push) may name anything: the manifest itself must say it refers to this image.
+fn bundle_layer<'m>(manifest: &'m Manifest, digest: &Digest) -> Option<&'m Descriptor> {
+    if manifest.subject.as_ref().map(|s| s.digest.as_str()) != Some(digest.as_str()) {
+        return None;
+    }
+    let layers: Vec<&Descriptor> = manifest.layers.iter().filter(|l| is_bundle_type(&l.media_type)).collect();
+    let is_bundle = manifest.artifact_type.as_deref().is_some_and(is_bundle_type) || !layers.is_empty();
+    match layers.as_slice() {
+        [layer] if is_bundle => Some(layer),
+        _ => None,
+    }
+}
+
+impl RegistryClient {
+    /// What the client makes of one registry answer, without the network: `body` read as an
+    /// image or evidence manifest, a referrers list or index and a token response, `link` as a
+    /// referrers `Link` header, each as the client does when it reads them. The entry point of
+    /// the fuzz targets (`fuzz/`); not an API. Returns how many descriptors it accepted.
+    #[doc(hidden)]
+    pub fn read_answer_offline(&self, image: &ImageRef, digest: &Digest, body: &[u8], link: &str) -> usize {
+        let mut accepted = 0;
+        if let Ok(manifest) = serde_json::from_slice::<Manifest>(body) {
+            for media_type in [SIMPLE_SIGNING_MEDIA_TYPE, DSSE_MEDIA_TYPE] {
+                for layer in manifest.layers.iter().filter(|l| l.media_type == media_type) {
+                    let _ = (
+                        Digest::parse(&layer.digest),
+                        classic_material(layer),
+                        layer.annotations.get(SIGNATURE_ANNOTATION),
+                    );
+                    accepted += 1;
+                }
+            }
+            accepted += usize::from(bundle_layer(&manifest, digest).is_some());
+        }
+        if let Ok(index) = serde_json::from_slice::<Index>(body) {
+            accepted += bundle_candidates(&index.manifests).iter().filter(|d| Digest::parse(&d.digest).is_ok()).count();
+        }
+        if let Ok(token) = serde_json::from_slice::<TokenResponse>(body) {
+            accepted += usize::from(Instant::now().checked_add(token_ttl(token.expires_in)).is_some());
+        }
+        accepted + self.next_page(image, link).ok().flatten().map_or(0, |_| 1)
     }
 }
 
@@ -924,11 +975,7 @@ impl Registry for RegistryClient {
         let referrers = self.referrers(image, digest, fetch).await?;
         // Descriptors are hints: keep image manifests that say they are bundles, or that say
         // nothing better (lax registries report the empty config type); the manifest decides.
-        let candidates: Vec<&Descriptor> = referrers
-            .iter()
-            .filter(|d| d.media_type == OCI_MANIFEST)
-            .filter(|d| d.artifact_type.as_deref().is_none_or(|t| is_bundle_type(t) || t == OCI_EMPTY))
-            .collect();
+        let candidates = bundle_candidates(&referrers);
         if candidates.len() > self.limits.signatures {
             return Err(RegistryError::TooLarge {
                 host: image.registry.clone(),
@@ -938,5 +985,24 @@ impl Registry for RegistryClient {
         }
         let found = try_join_all(candidates.into_iter().map(|d| self.bundle(image, digest, d, fetch))).await?;
         Ok(found.into_iter().flatten().collect())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A token server cannot make a token last for ever, nor overflow the clock (an
+    /// `expires_in` of u64::MAX once made `Instant::now() + ttl` panic).
+    #[test]
+    fn token_lifetimes_are_bounded() {
+        assert_eq!(token_ttl(None), Duration::from_secs(50));
+        assert_eq!(token_ttl(Some(0)), Duration::from_secs(10));
+        assert_eq!(token_ttl(Some(300)), Duration::from_secs(290));
+        assert_eq!(token_ttl(Some(u64::MAX)), Duration::from_secs(3600));
+        let client = RegistryClient::new(RegistryConfig::default(), Arc::new(Metrics::default())).unwrap();
+        let image = ImageRef::parse("registry.acme.io/app:v1").unwrap();
+        let body = br#"{"token": "t", "expires_in": 18446744073709551615}"#;
+        assert_eq!(client.read_answer_offline(&image, &Digest::of(b"x"), body, ""), 1);
     }
 }

@@ -145,6 +145,16 @@ impl ImageRef {
         };
         let registry = canonical_host(registry)
             .map_err(|why| ParseReferenceError::Registry(input.into(), registry.to_owned(), why))?;
+        // `Registry/app` names the host `Registry` to the runtime only because of its capital
+        // letter; spelled canonically (`registry/app`) it would read as a Docker Hub path, and
+        // no policy glob could name that host. Refused: it must be written with a dot or port.
+        if !registry.contains(['.', ':', '[']) && registry != "localhost" && registry != DEFAULT_REGISTRY {
+            return Err(ParseReferenceError::Registry(
+                input.into(),
+                registry,
+                "a host without a dot or a port is a host only by its capital letters; write its full name",
+            ));
+        }
         let repository = if registry == DEFAULT_REGISTRY && !repository.contains('/') {
             format!("library/{repository}")
         } else {
@@ -290,7 +300,6 @@ mod tests {
     #[case("INDEX.DOCKER.IO/nginx", "docker.io/library/nginx:latest")]
     #[case("docker.io:443/library/nginx", "docker.io:443/library/nginx:latest")]
     #[case("LocalHost/app", "localhost/app:latest")]
-    #[case("Acme/app", "acme/app:latest")]
     #[case("[0:0:0:0:0:0:0:1]:5000/app", "[::1]:5000/app:latest")]
     #[case("[::FFFF:127.0.0.1]:5000/app", "[::ffff:127.0.0.1]:5000/app:latest")]
     fn normalises_like_the_runtime(#[case] input: &str, #[case] want: &str) {
@@ -330,6 +339,9 @@ mod tests {
     #[case("-registry.acme.io/app")]
     #[case("[::1/app")]
     #[case("[nope]:5000/app")]
+    // Found by the image_reference fuzz target: canonically `iuio/acm`, a Docker Hub path.
+    #[case("iUio/acm")]
+    #[case("Acme/app")]
     fn rejects_malformed_references(#[case] input: &str) {
         assert!(ImageRef::parse(input).is_err(), "{input:?} should not parse");
     }
