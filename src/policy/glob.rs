@@ -21,7 +21,10 @@ pub const MAX_GLOB_LEN: usize = 512;
 #[derive(Debug, Clone)]
 pub struct Glob {
     source: String,
-    regex: regex::Regex,
+    /// The literal text before the first `*`: most names are told apart by it alone.
+    prefix: String,
+    /// The whole glob compiled; `None` when it has no `*` (then it is the name itself).
+    regex: Option<regex::Regex>,
 }
 
 impl PartialEq for Glob {
@@ -89,17 +92,27 @@ impl Glob {
             }
         }
         pattern.push_str(r"\z");
-        // 512 characters of glob compile to a small program; the limit only makes sure of it.
-        let regex = regex::RegexBuilder::new(&pattern)
-            .size_limit(1 << 20)
-            .build()
-            .map_err(|_| GlobError::Long(source.len()))?;
-        Ok(Glob { source: normalised, regex })
+        let prefix = normalised.split('*').next().unwrap_or_default().to_owned();
+        let regex = if normalised.contains('*') {
+            // 512 characters of glob compile to a small program; the limit only makes sure of it.
+            let regex = regex::RegexBuilder::new(&pattern)
+                .size_limit(1 << 20)
+                .build()
+                .map_err(|_| GlobError::Long(source.len()))?;
+            Some(regex)
+        } else {
+            None
+        };
+        Ok(Glob { source: normalised, prefix, regex })
     }
 
     /// Does the glob match this normalised repository name (`host/path`)?
     pub fn matches(&self, repository: &str) -> bool {
-        self.regex.is_match(repository)
+        match &self.regex {
+            _ if !repository.starts_with(&self.prefix) => false,
+            Some(regex) => regex.is_match(repository),
+            None => repository == self.source,
+        }
     }
 
     /// The normalised glob.
