@@ -19,7 +19,7 @@ pub fn key() -> &'static Key {
         let signer = SigningScheme::ECDSA_P256_SHA256_ASN1.create_signer().expect("a P-256 key");
         let pem = signer.to_sigstore_keypair().expect("a key pair").public_key_to_pem().expect("a PEM");
         let key = CosignVerificationKey::try_from_pem(pem.as_bytes()).expect("our own key");
-        Key { signer, trusted: TrustedKey { name: "release".into(), signer: Signer::Key { key, pem } } }
+        Key { signer, trusted: TrustedKey { name: "release".into(), signer: Signer::key(key, pem) } }
     })
 }
 

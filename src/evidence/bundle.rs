@@ -18,10 +18,10 @@ use base64::Engine as _;
 use sigstore_types::SignatureContent;
 
 use super::attest::{bound_statement, pae, sha256_artifact, Rejected, VerifiedStatement, IN_TOTO_PAYLOAD_TYPE};
-use super::cosign::{signature_verifies, SignerId};
+use super::cosign::signature_verifies;
 use super::BundleLayer;
 use crate::images::Digest;
-use crate::policy::{Signer, TrustedKey};
+use crate::policy::{Signer, SignerId, TrustedKey};
 
 /// The predicate type of the in-toto statement cosign v3 signs an image with: a signature,
 /// not an attestation.
@@ -64,9 +64,9 @@ pub fn verify_referrer(authorities: &[&TrustedKey], digest: &Digest, bundle: &Pa
     let mut signer = None;
     for authority in authorities {
         match &authority.signer {
-            Signer::Key { key, pem } => {
+            Signer::Key { key, pem, id } => {
                 if key_signed(key, pem, bundle, digest) {
-                    signer = Some((authority, SignerId::key(pem)));
+                    signer = Some((authority, *id));
                     break;
                 }
             }

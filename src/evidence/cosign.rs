@@ -12,40 +12,10 @@ use sigstore::crypto::{CosignVerificationKey, Signature};
 use super::keyless::{classic_bundle, ClassicContent};
 use super::SignatureLayer;
 use crate::images::Digest;
-use crate::policy::{Signer, TrustedKey};
+use crate::policy::{Signer, SignerId, TrustedKey};
 
 /// The `critical.type` of a cosign image signature payload.
 pub const SIMPLE_SIGNING_TYPE: &str = "cosign container image signature";
-
-/// Who made a verified signature: a public key (by its DER bytes) or a certified identity
-/// (issuer and subject). A threshold counts distinct signers, so one key or one identity
-/// never stands for two authorities.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
-pub struct SignerId([u8; 32]);
-
-impl SignerId {
-    /// The signer behind a PEM public key.
-    pub fn key(pem: &str) -> SignerId {
-        use sha2::{Digest as _, Sha256};
-        // The DER, so two PEM spellings of one key are one signer.
-        let der = sigstore_types::DerPublicKey::from_pem(pem.trim()).map(|d| d.as_bytes().to_vec());
-        let mut h = Sha256::new();
-        h.update(b"key\0");
-        h.update(der.as_deref().unwrap_or(pem.trim().as_bytes()));
-        SignerId(h.finalize().into())
-    }
-
-    /// The signer behind a certificate identity.
-    pub fn identity(issuer: &str, subject: &str) -> SignerId {
-        use sha2::{Digest as _, Sha256};
-        let mut h = Sha256::new();
-        for part in [b"identity".as_slice(), issuer.as_bytes(), subject.as_bytes()] {
-            h.update(part);
-            h.update([0]);
-        }
-        SignerId(h.finalize().into())
-    }
-}
 
 /// What the signatures of one image digest proved against one policy's keys.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
@@ -80,7 +50,7 @@ impl SignatureReport {
         // Kuhn's augmenting paths; a policy has at most 32 authorities.
         let authorities: Vec<&str> = self.verified.iter().map(String::as_str).collect();
         let mut signers: Vec<SignerId> = self.signers.iter().map(|(_, s)| *s).collect();
-        signers.sort_by_key(|s| s.0);
+        signers.sort();
         signers.dedup();
         let edges: Vec<Vec<usize>> = authorities
             .iter()
@@ -146,11 +116,11 @@ pub fn verify(keys: &[TrustedKey], digest: &Digest, layers: &[SignatureLayer]) -
     for key in keys {
         for layer in layers {
             let signer = match &key.signer {
-                Signer::Key { key, pem } => {
+                Signer::Key { key, id, .. } => {
                     if !signature_verifies(key, &layer.signature, &layer.payload) {
                         continue;
                     }
-                    SignerId::key(pem)
+                    *id
                 }
                 // A keyless authority needs the certificate; a key-signed layer is not its.
                 Signer::Keyless(_) if layer.material.certificate.is_none() => continue,
@@ -244,10 +214,10 @@ pub(crate) mod tests {
         pub(crate) fn trusted(&self, name: &str) -> TrustedKey {
             TrustedKey {
                 name: name.into(),
-                signer: Signer::Key {
-                    key: CosignVerificationKey::try_from_pem(self.public_pem.as_bytes()).unwrap(),
-                    pem: self.public_pem.clone(),
-                },
+                signer: Signer::key(
+                    CosignVerificationKey::try_from_pem(self.public_pem.as_bytes()).unwrap(),
+                    self.public_pem.clone(),
+                ),
             }
         }
         pub(crate) fn sign(&self, payload: &[u8]) -> SignatureLayer {
@@ -295,7 +265,7 @@ pub(crate) mod tests {
         spki.extend_from_slice(signing.verifying_key().as_bytes());
         let key = TrustedKey {
             name: "ed".into(),
-            signer: Signer::Key { key: CosignVerificationKey::try_from_der(&spki).unwrap(), pem: String::new() },
+            signer: Signer::key(CosignVerificationKey::try_from_der(&spki).unwrap(), String::new()),
         };
         let d = digest(1);
         let p = payload(d.as_str());

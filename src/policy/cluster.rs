@@ -171,13 +171,7 @@ where
         let why = match tokio::spawn(run()).await {
             Ok(()) => "the watch ended".to_owned(),
             Err(e) if e.is_panic() => {
-                let panic = e.into_panic();
-                let detail = panic
-                    .downcast_ref::<&str>()
-                    .map(|s| (*s).to_owned())
-                    .or_else(|| panic.downcast_ref::<String>().cloned())
-                    .unwrap_or_else(|| "no message".to_owned());
-                format!("it panicked ({detail})")
+                format!("it panicked ({})", super::panic_message(e.into_panic().as_ref()))
             }
             Err(e) => e.to_string(),
         };

@@ -25,7 +25,6 @@ pub use types::{
 };
 
 use crate::duration;
-use crate::evidence::cosign::SignerId;
 use crate::evidence::keyless::{Identity, Keyless, Matcher, TrustRoot};
 use crate::evidence::sbom::SbomRule;
 use crate::evidence::slsa::SlsaRule;
@@ -126,13 +125,61 @@ pub struct TrustedKey {
     pub signer: Signer,
 }
 
+/// Who made a verified signature: a public key (by its DER bytes) or a certified identity
+/// (issuer and subject). A threshold counts distinct signers, so one key or one identity
+/// never stands for two authorities.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct SignerId([u8; 32]);
+
+impl SignerId {
+    /// The signer behind a PEM public key.
+    pub fn key(pem: &str) -> SignerId {
+        use sha2::{Digest as _, Sha256};
+        // The DER, so two PEM spellings of one key are one signer.
+        let der = sigstore_types::DerPublicKey::from_pem(pem.trim()).map(|d| d.as_bytes().to_vec());
+        let mut h = Sha256::new();
+        h.update(b"key\0");
+        h.update(der.as_deref().unwrap_or(pem.trim().as_bytes()));
+        SignerId(h.finalize().into())
+    }
+
+    /// The signer behind a certificate identity.
+    pub fn identity(issuer: &str, subject: &str) -> SignerId {
+        use sha2::{Digest as _, Sha256};
+        let mut h = Sha256::new();
+        for part in [b"identity".as_slice(), issuer.as_bytes(), subject.as_bytes()] {
+            h.update(part);
+            h.update([0]);
+        }
+        SignerId(h.finalize().into())
+    }
+}
+
 /// How an authority's signatures are verified.
 #[derive(Debug)]
 pub enum Signer {
-    /// A public key (`key`); `pem` is kept for bundle signatures verified over a digest.
-    Key { key: CosignVerificationKey, pem: String },
+    /// A public key (`key`); `pem` is kept for bundle signatures verified over a digest, and
+    /// `id` names the signer behind it (see [`Signer::key`]).
+    Key { key: CosignVerificationKey, pem: String, id: SignerId },
     /// A certificate identity (`keyless`).
     Keyless(Keyless),
+}
+
+impl Signer {
+    /// A key signer, its [`SignerId`] computed once, here.
+    pub fn key(key: CosignVerificationKey, pem: String) -> Signer {
+        let id = SignerId::key(&pem);
+        Signer::Key { key, pem, id }
+    }
+}
+
+/// What a caught panic says, for a message.
+pub(crate) fn panic_message(panic: &(dyn std::any::Any + Send)) -> String {
+    panic
+        .downcast_ref::<&str>()
+        .map(|s| (*s).to_owned())
+        .or_else(|| panic.downcast_ref::<String>().cloned())
+        .unwrap_or_else(|| "no message".to_owned())
 }
 
 impl TrustedKey {
@@ -272,9 +319,13 @@ impl Policy {
                             Ok((pem, key)) => {
                                 // With a threshold above 1, two authorities holding one key
                                 // would promise two signers and deliver one.
-                                let id = SignerId::key(&pem);
+                                let signer = Signer::key(key, pem.clone());
+                                let id = match &signer {
+                                    Signer::Key { id, .. } => Some(*id),
+                                    Signer::Keyless(_) => None,
+                                };
                                 let twin = keys.iter().find(|k: &&TrustedKey| match &k.signer {
-                                    Signer::Key { pem, .. } => SignerId::key(pem) == id,
+                                    Signer::Key { id: other, .. } => Some(*other) == id,
                                     Signer::Keyless(_) => false,
                                 });
                                 if let (Some(twin), true) = (twin, sigs.threshold > 1) {
@@ -286,8 +337,8 @@ impl Policy {
                                         ),
                                     );
                                 }
-                                key_material.push(pem.clone());
-                                keys.push(TrustedKey { name: a.name.clone(), signer: Signer::Key { key, pem } });
+                                key_material.push(pem);
+                                keys.push(TrustedKey { name: a.name.clone(), signer });
                             }
                             Err(m) => err(format!("{field}.{key_field}"), m),
                         }
@@ -424,11 +475,7 @@ impl Policy {
             Ok(result) => return result,
             Err(panic) => panic,
         };
-        let detail = panic
-            .downcast_ref::<&str>()
-            .map(|s| (*s).to_owned())
-            .or_else(|| panic.downcast_ref::<String>().cloned())
-            .unwrap_or_else(|| "no message".to_owned());
+        let detail = panic_message(panic.as_ref());
         let name = policy.metadata.name.clone().unwrap_or_default();
         tracing::error!(policy = %name, error = %detail, "compiling a ClusterImagePolicy panicked; it denies what it governs");
         let message = format!("compiling it failed, a bug in trustgate ({detail}); please report it");
