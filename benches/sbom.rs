@@ -11,7 +11,8 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use criterion::{criterion_group, criterion_main, BatchSize, Criterion};
 use serde_json::{json, Value};
-use trustgate::evidence::sbom::{evaluate, SbomRule, CYCLONEDX_PREDICATE_TYPE, SPDX_PREDICATE_TYPE};
+use trustgate::policy::predicate::{CYCLONEDX as CYCLONEDX_PREDICATE_TYPE, SPDX as SPDX_PREDICATE_TYPE};
+use trustgate::policy::sbom::{evaluate, SbomRule};
 
 const PACKAGES: usize = 10_000;
 

@@ -20,10 +20,10 @@ use crate::cache::{CacheConfig, Caches};
 use crate::decision::{Decision, Outcome, Unmatched};
 use crate::engine::Engine;
 use crate::evidence::bundle::{self, Authority, BundleError, BundleVerifier};
-use crate::evidence::keyless::TrustRoot;
 use crate::evidence::{Credentials, CredentialsError, Limits, RegistryClient, RegistryConfig, RegistryConfigError};
 use crate::images::{self, WorkloadImage};
 use crate::metrics::Metrics;
+use crate::policy::TrustRoot;
 use crate::policy::{ClusterImagePolicy, Labels, LoadError, PolicySet, NAMESPACE_NAME_LABEL};
 use crate::server::{self, AppState, Bound, CertSource, ServeError, Settings};
 

@@ -10,7 +10,7 @@ use serde_json::{json, Value};
 
 use crate::evidence::RegistryError;
 use crate::images::Digest;
-use crate::policy::Mode;
+use crate::policy::{Mode, PredicateType};
 
 /// The most lines one denial or warning list carries; the API server shows the message to a
 /// person, and a 10,000-container object must not produce a megabyte of text.
@@ -51,24 +51,11 @@ pub enum Finding {
 
 /// How a developer names an attestation of this predicate type.
 pub fn attestation_label(predicate_type: &str) -> String {
-    use crate::policy::{CYCLONEDX, SLSA_V02, SLSA_V1, SPDX};
-    match predicate_type {
-        SLSA_V1 | SLSA_V02 => "SLSA provenance".into(),
-        t if crate::policy::predicate_type_matches(CYCLONEDX, t) => "SBOM (CycloneDX)".into(),
-        t if crate::policy::predicate_type_matches(SPDX, t) => "SBOM (SPDX)".into(),
-        other => other.into(),
-    }
+    PredicateType::of_statement(predicate_type).label().to_owned()
 }
 
 fn cosign_type(predicate_type: &str) -> &'static str {
-    use crate::policy::{CYCLONEDX, SLSA_V02, SLSA_V1, SPDX};
-    match predicate_type {
-        SLSA_V1 => "slsaprovenance1",
-        SLSA_V02 => "slsaprovenance02",
-        CYCLONEDX => "cyclonedx",
-        SPDX => "spdxjson",
-        _ => "custom",
-    }
+    PredicateType::of_statement(predicate_type).cosign_type()
 }
 
 impl Finding {

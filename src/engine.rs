@@ -26,12 +26,12 @@ use crate::decision::{
 use crate::evidence::attest::{self, AttestationLayer, Rejected};
 use crate::evidence::budget::ReviewBudget;
 use crate::evidence::bundle::{self, Claim};
-use crate::evidence::{
-    cosign, sbom, slsa, BundleLayer, Credentials, Fetch, MemoryBudget, MemoryLimits, Registry, SignatureLayer,
-};
+use crate::evidence::{cosign, BundleLayer, Credentials, Fetch, MemoryBudget, MemoryLimits, Registry, SignatureLayer};
 use crate::images::{Digest, ImageRef, WorkloadImage};
 use crate::metrics::Metrics;
-use crate::policy::{predicate_type_matches, AttestationCheck, AttestationRule, Labels, Policy, PolicySet, TrustedKey};
+use crate::policy::predicate::COSIGN_SIGN;
+use crate::policy::{sbom, slsa};
+use crate::policy::{AttestationCheck, AttestationRule, Labels, Policy, PolicySet, TrustedKey};
 
 /// How much verification work the engine starts.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -474,7 +474,7 @@ fn check_signatures(
                 // Signed by this authority for another image: a copied signature, or a copied
                 // attestation (which is not a signature at all).
                 Err(Rejected::OtherSubject { predicate_type })
-                    if predicate_type == bundle::COSIGN_SIGN_PREDICATE || predicate_type == "message signature" =>
+                    if predicate_type == COSIGN_SIGN || predicate_type == "message signature" =>
                 {
                     report.other_digests.push("another digest, in a sigstore bundle".into());
                     (claimed, signature) = (true, true);
@@ -544,7 +544,7 @@ fn check_attestation(
             reason,
         };
         let statement = match verified {
-            Ok(s) if predicate_type_matches(&rule.predicate_type, &s.predicate_type) => s,
+            Ok(s) if rule.predicate_type.matches(&s.predicate_type) => s,
             // Verified, but of another type: it answers another requirement.
             Ok(s) => {
                 let why = format!("a {} attestation, not {}", s.predicate_type, rule.predicate_type);
@@ -579,14 +579,14 @@ fn check_attestation(
         }
     }
     Some(match problems {
-        Some(problems) => Finding::AttestationFailed { predicate_type: rule.predicate_type.clone(), problems },
+        Some(problems) => Finding::AttestationFailed { predicate_type: rule.predicate_type.uri().to_owned(), problems },
         None => {
             // Counted one by one; each distinct reason said once.
             let count = rejected.len();
             rejected.sort();
             rejected.dedup();
             Finding::AttestationMissing {
-                predicate_type: rule.predicate_type.clone(),
+                predicate_type: rule.predicate_type.uri().to_owned(),
                 authorities: rule.authorities.clone(),
                 rejected: count,
                 reasons: rejected,
@@ -691,7 +691,7 @@ mod tests {
     #[tokio::test]
     async fn bundle_signatures_and_attestations_count_once_verified() {
         use crate::evidence::attest::tests::statement;
-        use crate::evidence::bundle::COSIGN_SIGN_PREDICATE;
+        use crate::policy::predicate::COSIGN_SIGN as COSIGN_SIGN_PREDICATE;
         let (key, other) = (TestKey::new(SigningScheme::default()), TestKey::new(SigningScheme::default()));
         let d = Digest::of(b"built");
         let r = [format!("registry.acme.io/api@{d}")];
@@ -723,13 +723,19 @@ mod tests {
         assert!(decision.denials[0].contains("none verified by any of [release]"), "{:?}", decision.denials);
 
         // An attestation bundle is not a signature, and does answer an attestation requirement.
-        let provenance =
-            key_bundle(&key, &statement(&d, crate::policy::SLSA_V1, provenance("https://github.com/actions/runner")));
+        let provenance = key_bundle(
+            &key,
+            &statement(&d, crate::policy::predicate::SLSA_V1, provenance("https://github.com/actions/runner")),
+        );
         let decision = decide(vec![provenance.clone()], policies(&key.public_pem, "")).await;
         assert!(decision.denials[0].contains("no signature found"), "{:?}", decision.denials);
         let copied = key_bundle(
             &key,
-            &statement(&Digest::of(b"elsewhere"), crate::policy::SLSA_V1, serde_json::json!({"buildDefinition": {}})),
+            &statement(
+                &Digest::of(b"elsewhere"),
+                crate::policy::predicate::SLSA_V1,
+                serde_json::json!({"buildDefinition": {}}),
+            ),
         );
         let decision = decide(vec![copied], policies(&key.public_pem, "")).await;
         assert!(decision.denials[0].contains("no signature found"), "{:?}", decision.denials);
@@ -856,19 +862,24 @@ mod tests {
             let refs = refs.clone();
             async move { e.evaluate(&images(&refs), &Labels::new(), soon()).await }
         };
-        let good =
-            envelope(&key, &statement(&d, crate::policy::SLSA_V1, provenance("https://github.com/actions/runner")));
+        let good = envelope(
+            &key,
+            &statement(&d, crate::policy::predicate::SLSA_V1, provenance("https://github.com/actions/runner")),
+        );
         let decision = decide(vec![good]).await;
         assert!(decision.allowed, "{:?}", decision.denials);
         let report = &decision.to_json()["images"][0]["policies"][0]["attestations"][0];
         assert_eq!(report["accepted"], true);
         assert_eq!(report["signer"], "release");
-        assert_eq!(report["predicateType"], crate::policy::SLSA_V1);
+        assert_eq!(report["predicateType"], crate::policy::predicate::SLSA_V1);
 
         let decision = decide(vec![]).await;
         assert!(decision.denials[0].contains("no SLSA provenance attestation signed by [release]; attest with: cosign attest --key <key> --type slsaprovenance1"), "{}", decision.denials[0]);
 
-        let wrong = envelope(&key, &statement(&d, crate::policy::SLSA_V1, provenance("https://evil.example/builder")));
+        let wrong = envelope(
+            &key,
+            &statement(&d, crate::policy::predicate::SLSA_V1, provenance("https://evil.example/builder")),
+        );
         let decision = decide(vec![wrong]).await;
         assert!(
             decision.denials[0].contains(
@@ -878,11 +889,17 @@ mod tests {
             decision.denials[0]
         );
 
-        let untrusted =
-            envelope(&other, &statement(&d, crate::policy::SLSA_V1, provenance("https://github.com/actions/runner")));
+        let untrusted = envelope(
+            &other,
+            &statement(&d, crate::policy::predicate::SLSA_V1, provenance("https://github.com/actions/runner")),
+        );
         let copied = envelope(
             &key,
-            &statement(&Digest::of(b"x"), crate::policy::SLSA_V1, provenance("https://github.com/actions/runner")),
+            &statement(
+                &Digest::of(b"x"),
+                crate::policy::predicate::SLSA_V1,
+                provenance("https://github.com/actions/runner"),
+            ),
         );
         let decision = decide(vec![untrusted, copied]).await;
         assert!(!decision.allowed);

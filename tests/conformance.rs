@@ -159,8 +159,8 @@ fn classic_layer(signature_b64: &str) -> (trustgate::evidence::keyless::ClassicM
 }
 
 /// The public-good root, the conformance identity, the log required.
-fn public_good_keyless() -> trustgate::evidence::keyless::Keyless {
-    use trustgate::evidence::keyless::{Identity, Keyless, Matcher, TrustRoot};
+fn public_good_keyless() -> trustgate::policy::Keyless {
+    use trustgate::policy::{Identity, Keyless, Matcher, TrustRoot};
     Keyless {
         identities: vec![Identity {
             issuer: Matcher::Exact(DEFAULT_ISSUER.into()),
@@ -173,13 +173,12 @@ fn public_good_keyless() -> trustgate::evidence::keyless::Keyless {
 
 #[test]
 fn a_classic_keyless_signature_with_its_log_entry_verifies_and_a_forged_pairing_does_not() {
-    use trustgate::evidence::keyless::{classic_bundle, ClassicContent};
+    use trustgate::evidence::keyless::{self, classic_bundle, ClassicContent};
     let keyless = public_good_keyless();
     let (material, payload, signature) = classic_layer("");
     let bundle = classic_bundle(&material, ClassicContent::Message { payload: &payload, signature_b64: &signature })
         .expect("the classic layer converts");
-    let certified = keyless
-        .verify(&bundle, sigstore_types::Artifact::from_blob(&payload))
+    let certified = keyless::verify(&keyless, &bundle, sigstore_types::Artifact::from_blob(&payload))
         .expect("the real certificate, log entry and signature verify");
     assert_eq!(certified.issuer, DEFAULT_ISSUER);
     assert!(certified.signed_at.is_some(), "the log entry gives the signing time");
@@ -194,7 +193,7 @@ fn a_classic_keyless_signature_with_its_log_entry_verifies_and_a_forged_pairing_
     let (material, payload, signature) = classic_layer(&forged);
     let bundle = classic_bundle(&material, ClassicContent::Message { payload: &payload, signature_b64: &signature })
         .expect("the forged layer converts");
-    let err = keyless.verify(&bundle, sigstore_types::Artifact::from_blob(&payload)).unwrap_err();
+    let err = keyless::verify(&keyless, &bundle, sigstore_types::Artifact::from_blob(&payload)).unwrap_err();
     assert!(err.contains("did not verify"), "{err}");
 
     // Without the log entry and with the log required: refused for that reason.
@@ -202,15 +201,15 @@ fn a_classic_keyless_signature_with_its_log_entry_verifies_and_a_forged_pairing_
     material.rekor_bundle = None;
     let bundle =
         classic_bundle(&material, ClassicContent::Message { payload: &payload, signature_b64: &signature }).unwrap();
-    let err = keyless.verify(&bundle, sigstore_types::Artifact::from_blob(&payload)).unwrap_err();
+    let err = keyless::verify(&keyless, &bundle, sigstore_types::Artifact::from_blob(&payload)).unwrap_err();
     assert!(err.contains("no transparency-log entry"), "{err}");
     // And another identity is refused even with everything genuine.
     let mut other = public_good_keyless();
-    other.identities[0].subject = trustgate::evidence::keyless::Matcher::Exact("https://github.com/acme/x".into());
+    other.identities[0].subject = trustgate::policy::Matcher::Exact("https://github.com/acme/x".into());
     let (material, payload, signature) = classic_layer("");
     let bundle =
         classic_bundle(&material, ClassicContent::Message { payload: &payload, signature_b64: &signature }).unwrap();
-    let err = other.verify(&bundle, sigstore_types::Artifact::from_blob(&payload)).unwrap_err();
+    let err = keyless::verify(&other, &bundle, sigstore_types::Artifact::from_blob(&payload)).unwrap_err();
     assert!(err.contains("none of the authority's identities"), "{err}");
 }
 
@@ -219,7 +218,7 @@ fn a_classic_keyless_signature_with_its_log_entry_verifies_and_a_forged_pairing_
 /// and SCT rule on top of the same cryptography, and must not loosen anything.
 #[test]
 fn the_webhooks_keyless_path_gives_the_suites_answer() {
-    use trustgate::evidence::keyless::{Identity, Keyless, Matcher, TrustRoot};
+    use trustgate::policy::{Identity, Keyless, Matcher, TrustRoot};
     let mut wrong = Vec::new();
     let mut checked = 0;
     let mut dirs: Vec<PathBuf> = std::fs::read_dir(CASES)
@@ -252,7 +251,8 @@ fn the_webhooks_keyless_path_gives_the_suites_answer() {
         let json = std::fs::read_to_string(dir.join("bundle.sigstore.json")).expect("bundle");
         let result = keyless.and_then(|k| {
             let bundle = sigstore_types::Bundle::from_json(&json).map_err(|e| e.to_string())?;
-            k.verify(&bundle, sigstore_types::Artifact::from_blob(&artifact)).map(|_| ())
+            trustgate::evidence::keyless::verify(&k, &bundle, sigstore_types::Artifact::from_blob(&artifact))
+                .map(|_| ())
         });
         checked += 1;
         if result.is_ok() != expect_pass {

@@ -6,7 +6,7 @@ use std::sync::OnceLock;
 use std::time::{Duration, SystemTime};
 
 use libfuzzer_sys::fuzz_target;
-use trustgate::evidence::sbom::{self, SbomRule};
+use trustgate::policy::sbom::{self, SbomRule};
 
 fn rules() -> &'static [SbomRule; 2] {
     static RULES: OnceLock<[SbomRule; 2]> = OnceLock::new();

@@ -5,7 +5,7 @@
 use std::sync::OnceLock;
 
 use libfuzzer_sys::fuzz_target;
-use trustgate::evidence::slsa::{self, SlsaRule};
+use trustgate::policy::slsa::{self, SlsaRule};
 
 fn rule() -> &'static SlsaRule {
     static RULE: OnceLock<SlsaRule> = OnceLock::new();

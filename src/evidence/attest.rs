@@ -10,7 +10,7 @@ use serde::Deserialize;
 use serde_json::Value;
 
 use super::cosign::signature_verifies;
-use super::keyless::{classic_bundle, ClassicContent, ClassicMaterial};
+use super::keyless::{self, classic_bundle, ClassicContent, ClassicMaterial};
 use crate::images::Digest;
 use crate::policy::{Signer, TrustedKey};
 
@@ -151,8 +151,10 @@ fn find_signer<'k>(
                 let built = bundle.get_or_insert_with(|| {
                     classic_bundle(&layer.material, ClassicContent::Dsse { envelope: &layer.envelope })
                 });
-                let verified =
-                    built.as_ref().map_err(Clone::clone).and_then(|b| keyless.verify(b, sha256_artifact(digest)));
+                let verified = built
+                    .as_ref()
+                    .map_err(Clone::clone)
+                    .and_then(|b| keyless::verify(keyless, b, sha256_artifact(digest)));
                 match verified {
                     Ok(_) => return Ok(k),
                     Err(why) => keyless_reason = Some(format!("{}: {why}", k.name)),

@@ -19,13 +19,11 @@ use sigstore_types::SignatureContent;
 
 use super::attest::{bound_statement, pae, sha256_artifact, Rejected, VerifiedStatement, IN_TOTO_PAYLOAD_TYPE};
 use super::cosign::signature_verifies;
+use super::keyless;
 use super::BundleLayer;
 use crate::images::Digest;
+use crate::policy::predicate::COSIGN_SIGN;
 use crate::policy::{Signer, SignerId, TrustedKey};
-
-/// The predicate type of the in-toto statement cosign v3 signs an image with: a signature,
-/// not an attestation.
-pub const COSIGN_SIGN_PREDICATE: &str = "https://sigstore.dev/cosign/sign/v1";
 
 /// What a verified referrer bundle vouches for.
 #[derive(Debug, Clone, PartialEq)]
@@ -74,7 +72,7 @@ pub fn verify_referrer(authorities: &[&TrustedKey], digest: &Digest, bundle: &Pa
                 if bundle.signing_certificate().is_none() {
                     continue;
                 }
-                match keyless.verify(bundle, sha256_artifact(digest)) {
+                match keyless::verify(keyless, bundle, sha256_artifact(digest)) {
                     Ok(certified) => {
                         signer = Some((authority, SignerId::identity(&certified.issuer, &certified.subject)));
                         break;
@@ -101,7 +99,7 @@ pub fn verify_referrer(authorities: &[&TrustedKey], digest: &Digest, bundle: &Pa
                 return Err(Rejected::Malformed(format!("payload type {:?}", envelope.payload_type)));
             }
             let statement = bound_statement(&authority.name, envelope.payload.as_bytes(), digest)?;
-            if statement.predicate_type == COSIGN_SIGN_PREDICATE {
+            if statement.predicate_type == COSIGN_SIGN {
                 vouched(Claim::Signature)
             } else {
                 vouched(Claim::Attestation(statement))

@@ -9,7 +9,7 @@ use base64::Engine as _;
 use serde::Deserialize;
 use sigstore::crypto::{CosignVerificationKey, Signature};
 
-use super::keyless::{classic_bundle, ClassicContent};
+use super::keyless::{self, classic_bundle, ClassicContent};
 use super::SignatureLayer;
 use crate::images::Digest;
 use crate::policy::{Signer, SignerId, TrustedKey};
@@ -127,7 +127,7 @@ pub fn verify(keys: &[TrustedKey], digest: &Digest, layers: &[SignatureLayer]) -
                 Signer::Keyless(keyless) => {
                     let content = ClassicContent::Message { payload: &layer.payload, signature_b64: &layer.signature };
                     let verified = classic_bundle(&layer.material, content).and_then(|bundle| {
-                        keyless.verify(&bundle, sigstore_types::Artifact::from_blob(&layer.payload))
+                        keyless::verify(keyless, &bundle, sigstore_types::Artifact::from_blob(&layer.payload))
                     });
                     match verified {
                         Ok(certified) => SignerId::identity(&certified.issuer, &certified.subject),

@@ -13,8 +13,6 @@ pub mod cosign;
 pub mod keyless;
 pub mod pull_secrets;
 mod registry;
-pub mod sbom;
-pub mod slsa;
 
 use std::time::Duration;
 

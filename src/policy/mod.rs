@@ -5,16 +5,19 @@
 //! needs precompiled (globs, selector, parsed keys) and a content hash that keys the
 //! decision cache: editing a policy re-evaluates every image it governs.
 
+pub mod authority;
 pub mod cluster;
 mod glob;
+pub mod predicate;
+pub mod sbom;
 mod selector;
+pub mod slsa;
 mod types;
 
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use sha2::{Digest as _, Sha256};
-use sigstore::crypto::CosignVerificationKey;
 
 pub use glob::{Glob, GlobError};
 pub use selector::{Labels, Selector, SelectorError};
@@ -24,10 +27,13 @@ pub use types::{
     SlsaSpec, TransparencyLog, TrustRootSecretRef, TrustRootSource,
 };
 
+pub use authority::{set_default_trust_root, Identity, Keyless, Matcher, Signer, SignerId, TrustRoot, TrustedKey};
+pub use predicate::PredicateType;
+pub use sbom::SbomRule;
+pub use slsa::SlsaRule;
+
 use crate::duration;
-use crate::evidence::keyless::{Identity, Keyless, Matcher, TrustRoot};
-use crate::evidence::sbom::SbomRule;
-use crate::evidence::slsa::SlsaRule;
+use authority::{default_trust_root, parse_public_key};
 
 /// The label every namespace carries with its own name (Kubernetes ≥ 1.21). In file mode it is
 /// the one label trustgate knows of a namespace, so selectors on it work there too.
@@ -68,8 +74,7 @@ pub struct SignatureRule {
 #[derive(Debug)]
 pub struct AttestationRule {
     pub name: String,
-    /// The full predicate type URI.
-    pub predicate_type: String,
+    pub predicate_type: PredicateType,
     /// Names of the signature authorities whose keys may sign it.
     pub authorities: Vec<String>,
     pub check: AttestationCheck,
@@ -84,95 +89,6 @@ pub enum AttestationCheck {
     Sbom(SbomRule),
 }
 
-/// SLSA provenance predicate types.
-pub const SLSA_V1: &str = "https://slsa.dev/provenance/v1";
-pub const SLSA_V02: &str = "https://slsa.dev/provenance/v0.2";
-/// SBOM predicate types.
-pub const CYCLONEDX: &str = "https://cyclonedx.org/bom";
-pub const SPDX: &str = "https://spdx.dev/Document";
-
-/// cosign's short names for predicate types, or the URI itself.
-pub fn predicate_type_uri(name: &str) -> Result<String, String> {
-    Ok(match name {
-        "slsaprovenance1" => SLSA_V1.into(),
-        "slsaprovenance" | "slsaprovenance02" => SLSA_V02.into(),
-        "cyclonedx" => CYCLONEDX.into(),
-        "spdx" | "spdxjson" => SPDX.into(),
-        "custom" => "https://cosign.sigstore.dev/attestation/v1".into(),
-        "vuln" => "https://cosign.sigstore.dev/attestation/vuln/v1".into(),
-        "link" => "https://in-toto.io/Link/v1".into(),
-        uri if uri.contains("://") => uri.into(),
-        other => {
-            return Err(format!(
-                "{other:?} is neither a predicate type URI nor one of cosign's names \
-                 (slsaprovenance1, slsaprovenance02, slsaprovenance, cyclonedx, spdx, spdxjson, custom, vuln, link)"
-            ))
-        }
-    })
-}
-
-/// Does a statement's predicate type satisfy a required one (SBOM types may carry a version suffix)?
-pub fn predicate_type_matches(required: &str, actual: &str) -> bool {
-    actual == required
-        || ((required == CYCLONEDX || required == SPDX)
-            && actual.strip_prefix(required).is_some_and(|r| r.starts_with('/')))
-}
-
-/// A named authority from a policy: a public key or a keyless identity.
-#[derive(Debug)]
-pub struct TrustedKey {
-    pub name: String,
-    pub signer: Signer,
-}
-
-/// Who made a verified signature: a public key (by its DER bytes) or a certified identity
-/// (issuer and subject). A threshold counts distinct signers, so one key or one identity
-/// never stands for two authorities.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
-pub struct SignerId([u8; 32]);
-
-impl SignerId {
-    /// The signer behind a PEM public key.
-    pub fn key(pem: &str) -> SignerId {
-        use sha2::{Digest as _, Sha256};
-        // The DER, so two PEM spellings of one key are one signer.
-        let der = sigstore_types::DerPublicKey::from_pem(pem.trim()).map(|d| d.as_bytes().to_vec());
-        let mut h = Sha256::new();
-        h.update(b"key\0");
-        h.update(der.as_deref().unwrap_or(pem.trim().as_bytes()));
-        SignerId(h.finalize().into())
-    }
-
-    /// The signer behind a certificate identity.
-    pub fn identity(issuer: &str, subject: &str) -> SignerId {
-        use sha2::{Digest as _, Sha256};
-        let mut h = Sha256::new();
-        for part in [b"identity".as_slice(), issuer.as_bytes(), subject.as_bytes()] {
-            h.update(part);
-            h.update([0]);
-        }
-        SignerId(h.finalize().into())
-    }
-}
-
-/// How an authority's signatures are verified.
-#[derive(Debug)]
-pub enum Signer {
-    /// A public key (`key`); `pem` is kept for bundle signatures verified over a digest, and
-    /// `id` names the signer behind it (see [`Signer::key`]).
-    Key { key: CosignVerificationKey, pem: String, id: SignerId },
-    /// A certificate identity (`keyless`).
-    Keyless(Keyless),
-}
-
-impl Signer {
-    /// A key signer, its [`SignerId`] computed once, here.
-    pub fn key(key: CosignVerificationKey, pem: String) -> Signer {
-        let id = SignerId::key(&pem);
-        Signer::Key { key, pem, id }
-    }
-}
-
 /// What a caught panic says, for a message.
 pub(crate) fn panic_message(panic: &(dyn std::any::Any + Send)) -> String {
     panic
@@ -180,34 +96,6 @@ pub(crate) fn panic_message(panic: &(dyn std::any::Any + Send)) -> String {
         .map(|s| (*s).to_owned())
         .or_else(|| panic.downcast_ref::<String>().cloned())
         .unwrap_or_else(|| "no message".to_owned())
-}
-
-impl TrustedKey {
-    /// The key, for a key authority.
-    pub fn key(&self) -> Option<&CosignVerificationKey> {
-        match &self.signer {
-            Signer::Key { key, .. } => Some(key),
-            Signer::Keyless(_) => None,
-        }
-    }
-}
-
-static DEFAULT_TRUST_ROOT: std::sync::OnceLock<Arc<TrustRoot>> = std::sync::OnceLock::new();
-
-/// Sets the trust root of keyless authorities that name none (the server's `--trust-root`);
-/// without it they use the Sigstore public-good root shipped with trustgate. Call once, before
-/// policies are compiled; later calls are ignored and return false.
-pub fn set_default_trust_root(root: TrustRoot) -> bool {
-    DEFAULT_TRUST_ROOT.set(Arc::new(root)).is_ok()
-}
-
-fn default_trust_root() -> Result<Arc<TrustRoot>, String> {
-    if let Some(root) = DEFAULT_TRUST_ROOT.get() {
-        return Ok(root.clone());
-    }
-    let root =
-        TrustRoot::public_good().map_err(|e| format!("the shipped public-good trust root failed to load: {e}"))?;
-    Ok(DEFAULT_TRUST_ROOT.get_or_init(|| Arc::new(root)).clone())
 }
 
 /// One thing wrong with a policy; loading reports all of them together.
@@ -371,7 +259,7 @@ impl Policy {
             if spec.attestations.iter().take(i).any(|b| b.name == a.name) {
                 err(format!("{field}.name"), format!("{:?} is used by another attestation", a.name));
             }
-            let predicate_type = match predicate_type_uri(&a.predicate_type) {
+            let predicate_type = match PredicateType::from_policy(&a.predicate_type) {
                 Ok(t) => t,
                 Err(m) => {
                     err(format!("{field}.predicateType"), m);
@@ -387,8 +275,7 @@ impl Policy {
                     err(format!("{field}.authorities[{j}]"), format!("{n:?} is not a name in signatures.authorities"));
                 }
             }
-            let is_slsa = predicate_type == SLSA_V1 || predicate_type == SLSA_V02;
-            let is_sbom = predicate_type == CYCLONEDX || predicate_type == SPDX;
+            let (is_slsa, is_sbom) = (predicate_type.is_slsa(), predicate_type.is_sbom());
             let check = match (&a.slsa, &a.sbom) {
                 (Some(_), Some(_)) => {
                     err(field.clone(), "give slsa or sbom checks, not both".into());
@@ -570,15 +457,6 @@ fn compile_keyless(
         }
         _ => Err(problems),
     }
-}
-
-fn parse_public_key(pem: &str) -> Result<CosignVerificationKey, String> {
-    let trimmed = pem.trim();
-    if !trimmed.starts_with("-----BEGIN PUBLIC KEY-----") {
-        return Err("must be a PEM public key (-----BEGIN PUBLIC KEY-----), e.g. the contents of cosign.pub".into());
-    }
-    CosignVerificationKey::try_from_pem(trimmed.as_bytes())
-        .map_err(|e| format!("not a supported public key (ECDSA P-256/P-384/P-521, RSA, Ed25519): {e}"))
 }
 
 fn content_hash(name: &str, spec: &ClusterImagePolicySpec, keys: &[String]) -> [u8; 32] {
@@ -880,7 +758,7 @@ HmhSPuBlmiGFYe70BZlGiFJ+l5r29JGkFWtbsXeZuLV+KTPZ23Xb7a+gSg==
         let yaml = |att: &str| format!("{}  attestations:\n{att}", policy_yaml("p", &sigs(1)));
         let (ok, errs) = parse_documents(&yaml("    - name: sbom\n      predicateType: cyclonedx\n      authorities: [release]\n      sbom:\n        deniedPackages: [\"pkg:npm/left-pad@1.*\"]\n        maxAge: 720h\n"));
         assert!(errs.is_empty(), "{errs:?}");
-        assert_eq!(ok[0].attestations[0].predicate_type, CYCLONEDX);
+        assert_eq!(ok[0].attestations[0].predicate_type, PredicateType::CycloneDx);
         let (_, errs) = parse_documents(&yaml("    - name: sbom\n      predicateType: cyclonedx\n      authorities: [release]\n      sbom:\n        deniedPackages: [\"left-pad\"]\n"));
         assert_eq!(errs[0].field, "spec.attestations[0].sbom");
         assert!(errs[0].message.contains("is not a package URL"), "{}", errs[0].message);

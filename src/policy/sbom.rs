@@ -37,12 +37,8 @@ use serde::de::{Deserializer, Visitor};
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
-/// The `predicateType` of a CycloneDX SBOM (cosign `--type cyclonedx`); versioned forms
-/// (`…/bom/v1.6`) are read too.
-pub const CYCLONEDX_PREDICATE_TYPE: &str = "https://cyclonedx.org/bom";
-/// The `predicateType` of an SPDX SBOM (cosign `--type spdxjson` and `spdx`); versioned forms
-/// (`…/Document/v2.3`) are read too.
-pub const SPDX_PREDICATE_TYPE: &str = "https://spdx.dev/Document";
+use super::predicate::{PredicateType, CYCLONEDX, SPDX};
+
 /// At most this many findings are reported, followed by one [`SbomFinding::More`].
 pub const MAX_FINDINGS: usize = 20;
 /// Deeper parentheses than this make a license text "not an SPDX expression".
@@ -114,19 +110,10 @@ impl SbomFormat {
     /// The format a statement's `predicateType` names, if it is an SBOM trustgate reads:
     /// `https://cyclonedx.org/bom[/v1.x]` or `https://spdx.dev/Document[/v2.x]`.
     pub fn from_predicate_type(predicate_type: &str) -> Option<Self> {
-        let versioned = |base: &str, major: &str| match predicate_type.strip_prefix(base) {
-            Some("") => true,
-            Some(rest) => rest.strip_prefix("/v").and_then(|v| v.strip_prefix(major)).is_some_and(|v| {
-                v.is_empty() || v.strip_prefix('.').is_some_and(|d| d.bytes().all(|b| b.is_ascii_digit()))
-            }),
-            None => false,
-        };
-        if versioned(CYCLONEDX_PREDICATE_TYPE, "1") {
-            Some(SbomFormat::CycloneDx)
-        } else if versioned(SPDX_PREDICATE_TYPE, "2") {
-            Some(SbomFormat::Spdx)
-        } else {
-            None
+        match PredicateType::of_statement(predicate_type) {
+            PredicateType::CycloneDx => Some(SbomFormat::CycloneDx),
+            PredicateType::Spdx => Some(SbomFormat::Spdx),
+            _ => None,
         }
     }
 }
@@ -241,7 +228,7 @@ impl fmt::Display for SbomFinding {
             SbomFinding::UnsupportedPredicateType { predicate_type } => write!(
                 f,
                 "predicate type {predicate_type} is not an SBOM type trustgate reads \
-                 ({CYCLONEDX_PREDICATE_TYPE}, {SPDX_PREDICATE_TYPE})"
+                 ({CYCLONEDX}, {SPDX})"
             ),
             SbomFinding::Malformed { format: SbomFormat::CycloneDx, detail } => {
                 write!(f, "SBOM predicate is not a CycloneDX document: {detail}")

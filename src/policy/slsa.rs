@@ -23,11 +23,7 @@ use std::fmt;
 use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
 
-/// The `predicateType` of SLSA provenance v1 (cosign `--type slsaprovenance1`).
-pub const PREDICATE_TYPE_V1: &str = "https://slsa.dev/provenance/v1";
-/// The `predicateType` of SLSA provenance v0.2 (cosign `--type slsaprovenance02`, and
-/// `slsaprovenance`).
-pub const PREDICATE_TYPE_V0_2: &str = "https://slsa.dev/provenance/v0.2";
+use super::predicate::{PredicateType, SLSA_V02, SLSA_V1};
 
 /// What a policy requires of a provenance predicate. Every list is "any of"; an empty list
 /// places no constraint.
@@ -59,9 +55,9 @@ impl SlsaVersion {
     /// Only the full URIs: cosign's short names (`slsaprovenance1`, …) are for policies and the
     /// command line; an in-toto statement always carries the URI.
     pub fn from_predicate_type(predicate_type: &str) -> Option<Self> {
-        match predicate_type {
-            PREDICATE_TYPE_V1 => Some(SlsaVersion::V1),
-            PREDICATE_TYPE_V0_2 => Some(SlsaVersion::V0_2),
+        match PredicateType::of_statement(predicate_type) {
+            PredicateType::SlsaV1 => Some(SlsaVersion::V1),
+            PredicateType::SlsaV02 => Some(SlsaVersion::V0_2),
             _ => None,
         }
     }
@@ -69,8 +65,8 @@ impl SlsaVersion {
     /// The `predicateType` URI of this version.
     pub fn predicate_type(self) -> &'static str {
         match self {
-            SlsaVersion::V1 => PREDICATE_TYPE_V1,
-            SlsaVersion::V0_2 => PREDICATE_TYPE_V0_2,
+            SlsaVersion::V1 => SLSA_V1,
+            SlsaVersion::V0_2 => SLSA_V02,
         }
     }
 }
@@ -145,10 +141,9 @@ pub enum ProvenanceFinding {
 impl fmt::Display for ProvenanceFinding {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
-            ProvenanceFinding::UnsupportedPredicateType { predicate_type } => write!(
-                f,
-                "provenance predicate type {predicate_type} is not SLSA provenance ({PREDICATE_TYPE_V1} or {PREDICATE_TYPE_V0_2})"
-            ),
+            ProvenanceFinding::UnsupportedPredicateType { predicate_type } => {
+                write!(f, "provenance predicate type {predicate_type} is not SLSA provenance ({SLSA_V1} or {SLSA_V02})")
+            }
             ProvenanceFinding::Malformed { version, detail } => {
                 write!(f, "provenance predicate is not SLSA {version}: {detail}")
             }
@@ -640,7 +635,7 @@ mod tests {
 
     #[test]
     fn reads_github_attest_build_provenance() {
-        let p = parse(PREDICATE_TYPE_V1, &github_attest_v1()).unwrap();
+        let p = parse(SLSA_V1, &github_attest_v1()).unwrap();
         assert_eq!(
             p,
             Provenance {
@@ -656,7 +651,7 @@ mod tests {
 
     #[test]
     fn reads_slsa_github_generator_v1() {
-        let p = parse(PREDICATE_TYPE_V1, &slsa_generator_v1()).unwrap();
+        let p = parse(SLSA_V1, &slsa_generator_v1()).unwrap();
         assert_eq!(p.build_type, "https://slsa-framework.github.io/github-actions-buildtypes/workflow/v1");
         assert_eq!(p.source_uri.as_deref(), Some("https://github.com/acme/app"));
         assert_eq!(p.source_ref.as_deref(), Some("refs/tags/v1.2.3"));
@@ -667,12 +662,12 @@ mod tests {
             &["https://slsa-framework.github.io/github-actions-buildtypes/workflow/v1"],
             &["refs/tags/v*"],
         );
-        assert!(evaluate(PREDICATE_TYPE_V1, &slsa_generator_v1(), &release).is_ok());
+        assert!(evaluate(SLSA_V1, &slsa_generator_v1(), &release).is_ok());
     }
 
     #[test]
     fn reads_slsa_github_generator_v02() {
-        let p = parse(PREDICATE_TYPE_V0_2, &slsa_generator_v02()).unwrap();
+        let p = parse(SLSA_V02, &slsa_generator_v02()).unwrap();
         assert_eq!(
             p,
             Provenance {
@@ -688,19 +683,14 @@ mod tests {
 
     /// The files the cosign integration tests attest must read as the tests expect.
     #[rstest]
-    #[case::v1(PREDICATE_TYPE_V1, FIXTURE_V1, "https://github.com/actions/runner", "https://github.com/acme/app")]
+    #[case::v1(SLSA_V1, FIXTURE_V1, "https://github.com/actions/runner", "https://github.com/acme/app")]
     #[case::v1_wrong_builder(
-        PREDICATE_TYPE_V1,
+        SLSA_V1,
         FIXTURE_V1_WRONG_BUILDER,
         "https://evil.example/builder",
         "https://github.com/acme/app"
     )]
-    #[case::v02(
-        PREDICATE_TYPE_V0_2,
-        FIXTURE_V02,
-        "https://github.com/actions/runner",
-        "git+https://github.com/acme/app"
-    )]
+    #[case::v02(SLSA_V02, FIXTURE_V02, "https://github.com/actions/runner", "git+https://github.com/acme/app")]
     fn fixtures_read_as_documented(
         #[case] predicate_type: &str,
         #[case] text: &str,
@@ -718,21 +708,18 @@ mod tests {
     fn fixtures_pass_and_fail_the_release_rule() {
         let release =
             rule(&["https://github.com/actions/runner"], &["https://github.com/acme/*"], &[], &["refs/heads/main"]);
-        assert!(evaluate(PREDICATE_TYPE_V1, &fixture(FIXTURE_V1), &release).is_ok());
-        assert!(evaluate(PREDICATE_TYPE_V0_2, &fixture(FIXTURE_V02), &release).is_ok());
+        assert!(evaluate(SLSA_V1, &fixture(FIXTURE_V1), &release).is_ok());
+        assert!(evaluate(SLSA_V02, &fixture(FIXTURE_V02), &release).is_ok());
         assert_eq!(
-            messages(evaluate(PREDICATE_TYPE_V1, &fixture(FIXTURE_V1_WRONG_BUILDER), &release)),
+            messages(evaluate(SLSA_V1, &fixture(FIXTURE_V1_WRONG_BUILDER), &release)),
             ["provenance builder https://evil.example/builder is not in [https://github.com/actions/runner]"]
         );
     }
 
     #[test]
     fn an_empty_rule_admits_any_well_formed_provenance() {
-        for (t, p) in [
-            (PREDICATE_TYPE_V1, github_attest_v1()),
-            (PREDICATE_TYPE_V1, slsa_generator_v1()),
-            (PREDICATE_TYPE_V0_2, slsa_generator_v02()),
-        ] {
+        for (t, p) in [(SLSA_V1, github_attest_v1()), (SLSA_V1, slsa_generator_v1()), (SLSA_V02, slsa_generator_v02())]
+        {
             assert!(evaluate(t, &p, &SlsaRule::default()).is_ok());
         }
     }
@@ -754,10 +741,10 @@ mod tests {
         &["refs/heads/*"]
     ))]
     fn each_dimension_passes(#[case] rule: SlsaRule) {
-        assert!(evaluate(PREDICATE_TYPE_V1, &github_attest_v1(), &rule).is_ok());
+        assert!(evaluate(SLSA_V1, &github_attest_v1(), &rule).is_ok());
         // The same facts in v0.2 form pass the same rule, builder and build type aside.
         let v02 = SlsaRule { builder_ids: vec![], build_types: vec![], ..rule };
-        assert!(evaluate(PREDICATE_TYPE_V0_2, &slsa_generator_v02(), &v02).is_ok());
+        assert!(evaluate(SLSA_V02, &slsa_generator_v02(), &v02).is_ok());
     }
 
     #[rstest]
@@ -778,7 +765,7 @@ mod tests {
         "provenance source ref refs/heads/main is not in [refs/tags/v*]"
     )]
     fn each_dimension_fails_with_its_message(#[case] rule: SlsaRule, #[case] message: &str) {
-        assert_eq!(messages(evaluate(PREDICATE_TYPE_V1, &github_attest_v1(), &rule)), [message]);
+        assert_eq!(messages(evaluate(SLSA_V1, &github_attest_v1(), &rule)), [message]);
     }
 
     #[test]
@@ -795,7 +782,7 @@ mod tests {
             &["refs/heads/main", "refs/tags/v*"],
         );
         assert_eq!(
-            messages(evaluate(PREDICATE_TYPE_V0_2, &p, &strict)),
+            messages(evaluate(SLSA_V02, &p, &strict)),
             [
                 "provenance builder https://evil.example/builder is not in [https://github.com/actions/runner]",
                 "provenance build type https://x/y is not in [https://github.com/slsa-framework/slsa-github-generator/generic@v1]",
@@ -811,15 +798,11 @@ mod tests {
         p["buildDefinition"]["externalParameters"] = json!({});
         p["buildDefinition"]["resolvedDependencies"] =
             json!([{ "uri": "pkg:npm/left-pad@1.3.0", "digest": {"sha512": "ab"} }]);
-        let parsed = parse(PREDICATE_TYPE_V1, &p).unwrap();
+        let parsed = parse(SLSA_V1, &p).unwrap();
         assert_eq!((parsed.source_uri, parsed.source_ref, parsed.source_digest), (None, None, None));
-        assert!(evaluate(PREDICATE_TYPE_V1, &p, &rule(&["https://github.com/actions/*"], &[], &[], &[])).is_ok());
+        assert!(evaluate(SLSA_V1, &p, &rule(&["https://github.com/actions/*"], &[], &[], &[])).is_ok());
         assert_eq!(
-            messages(evaluate(
-                PREDICATE_TYPE_V1,
-                &p,
-                &rule(&[], &["https://github.com/acme/*"], &[], &["refs/heads/main"])
-            )),
+            messages(evaluate(SLSA_V1, &p, &rule(&[], &["https://github.com/acme/*"], &[], &["refs/heads/main"]))),
             [
                 "provenance names no source repository; the policy requires one of [https://github.com/acme/*]",
                 "provenance names no source ref; the policy requires one of [refs/heads/main]",
@@ -836,12 +819,11 @@ mod tests {
             { "uri": "git+https://github.com/acme/app.git@refs/tags/v2.0.0", "digest": { "gitCommit": COMMIT } },
             { "uri": "git+https://github.com/acme/lib@refs/heads/main", "digest": { "gitCommit": "00" } }
         ]);
-        let parsed = parse(PREDICATE_TYPE_V1, &p).unwrap();
+        let parsed = parse(SLSA_V1, &p).unwrap();
         assert_eq!(parsed.source_uri.as_deref(), Some("git+https://github.com/acme/app.git"));
         assert_eq!(parsed.source_ref.as_deref(), Some("refs/tags/v2.0.0"));
         assert_eq!(parsed.source_digest.as_deref(), Some(COMMIT));
-        assert!(evaluate(PREDICATE_TYPE_V1, &p, &rule(&[], &["https://github.com/acme/app"], &[], &["refs/tags/v*"]))
-            .is_ok());
+        assert!(evaluate(SLSA_V1, &p, &rule(&[], &["https://github.com/acme/app"], &[], &["refs/tags/v*"])).is_ok());
     }
 
     #[rstest]
@@ -853,10 +835,10 @@ mod tests {
         let mut p = github_attest_v1();
         p["buildDefinition"]["externalParameters"] = params;
         p["buildDefinition"]["resolvedDependencies"] = json!([]);
-        let parsed = parse(PREDICATE_TYPE_V1, &p).unwrap();
+        let parsed = parse(SLSA_V1, &p).unwrap();
         assert_eq!(parsed.source_ref.as_deref(), Some("refs/heads/main"));
         let strict = rule(&[], &["https://github.com/acme/app"], &[], &["refs/heads/main"]);
-        assert!(evaluate(PREDICATE_TYPE_V1, &p, &strict).is_ok());
+        assert!(evaluate(SLSA_V1, &p, &strict).is_ok());
     }
 
     #[test]
@@ -866,7 +848,7 @@ mod tests {
             json!({ "workflow": { "repository": "https://github.com/acme/app" } });
         p["buildDefinition"]["resolvedDependencies"] =
             json!([{ "uri": "git+https://github.com/acme/lib@refs/heads/main", "digest": { "gitCommit": COMMIT } }]);
-        let parsed = parse(PREDICATE_TYPE_V1, &p).unwrap();
+        let parsed = parse(SLSA_V1, &p).unwrap();
         assert_eq!(parsed.source_uri.as_deref(), Some("https://github.com/acme/app"));
         assert_eq!((parsed.source_ref, parsed.source_digest), (None, None));
     }
@@ -879,7 +861,7 @@ mod tests {
             { "uri": "pkg:docker/alpine@3.20", "digest": { "sha256": "ab" } },
             { "uri": "git+https://github.com/acme/app@refs/tags/v1.0.0", "digest": { "sha1": COMMIT } }
         ]);
-        let parsed = parse(PREDICATE_TYPE_V0_2, &p).unwrap();
+        let parsed = parse(SLSA_V02, &p).unwrap();
         assert_eq!(parsed.source_uri.as_deref(), Some("git+https://github.com/acme/app"));
         assert_eq!(parsed.source_ref.as_deref(), Some("refs/tags/v1.0.0"));
         assert_eq!(parsed.source_digest.as_deref(), Some(COMMIT));
@@ -892,12 +874,12 @@ mod tests {
             "buildDefinition": { "buildType": "https://b/t", "externalParameters": null, "resolvedDependencies": null },
             "runDetails": { "builder": { "id": "https://b" }, "metadata": {} }
         });
-        assert_eq!(parse(PREDICATE_TYPE_V1, &v1).unwrap().source_uri, None);
+        assert_eq!(parse(SLSA_V1, &v1).unwrap().source_uri, None);
         let v02 = json!({
             "builder": { "id": "https://b" }, "buildType": "https://b/t",
             "invocation": { "configSource": { "digest": null } }, "materials": null
         });
-        assert_eq!(parse(PREDICATE_TYPE_V0_2, &v02).unwrap().source_uri, None);
+        assert_eq!(parse(SLSA_V02, &v02).unwrap().source_uri, None);
     }
 
     #[rstest]
@@ -951,7 +933,7 @@ mod tests {
     fn source_matching_normalises_both_sides(#[case] uri: &str, #[case] pattern: &str, #[case] matches: bool) {
         let mut p = github_attest_v1();
         p["buildDefinition"]["externalParameters"]["workflow"]["repository"] = json!(uri);
-        let result = evaluate(PREDICATE_TYPE_V1, &p, &rule(&[], &[pattern], &[], &[]));
+        let result = evaluate(SLSA_V1, &p, &rule(&[], &[pattern], &[], &[]));
         assert_eq!(result.is_ok(), matches, "{uri} against {pattern}: {result:?}");
     }
 
@@ -997,59 +979,59 @@ mod tests {
     }
 
     #[rstest]
-    #[case::not_an_object(PREDICATE_TYPE_V1, json!("provenance"), "provenance predicate is not SLSA v1: invalid type: string \"provenance\", expected a JSON object")]
+    #[case::not_an_object(SLSA_V1, json!("provenance"), "provenance predicate is not SLSA v1: invalid type: string \"provenance\", expected a JSON object")]
     #[case::missing_builder(
-        PREDICATE_TYPE_V1,
+        SLSA_V1,
         json!({ "buildDefinition": { "buildType": "https://b/t", "externalParameters": {} }, "runDetails": {} }),
         "provenance predicate is not SLSA v1: runDetails: missing field `builder`"
     )]
     #[case::builder_id_not_a_string(
-        PREDICATE_TYPE_V1,
+        SLSA_V1,
         json!({ "buildDefinition": { "buildType": "https://b/t" }, "runDetails": { "builder": { "id": 7 } } }),
         "provenance predicate is not SLSA v1: runDetails.builder.id: invalid type: integer `7`, expected a string"
     )]
     #[case::empty_builder_id(
-        PREDICATE_TYPE_V1,
+        SLSA_V1,
         json!({ "buildDefinition": { "buildType": "https://b/t" }, "runDetails": { "builder": { "id": "" } } }),
         "provenance predicate is not SLSA v1: runDetails.builder.id is empty"
     )]
     #[case::missing_build_type(
-        PREDICATE_TYPE_V1,
+        SLSA_V1,
         json!({ "buildDefinition": {}, "runDetails": { "builder": { "id": "https://b" } } }),
         "provenance predicate is not SLSA v1: buildDefinition: missing field `buildType`"
     )]
     #[case::dependencies_not_a_list(
-        PREDICATE_TYPE_V1,
+        SLSA_V1,
         json!({ "buildDefinition": { "buildType": "https://b/t", "resolvedDependencies": {} }, "runDetails": { "builder": { "id": "https://b" } } }),
         "provenance predicate is not SLSA v1: buildDefinition.resolvedDependencies: invalid type: map, expected a sequence"
     )]
     #[case::external_parameters_not_an_object(
-        PREDICATE_TYPE_V1,
+        SLSA_V1,
         json!({ "buildDefinition": { "buildType": "https://b/t", "externalParameters": "x" }, "runDetails": { "builder": { "id": "https://b" } } }),
         "provenance predicate is not SLSA v1: buildDefinition.externalParameters: invalid type: string \"x\", expected a map"
     )]
     #[case::v02_given_for_v1(
-        PREDICATE_TYPE_V1,
+        SLSA_V1,
         json!({ "builder": { "id": "https://b" }, "buildType": "https://b/t" }),
         "provenance predicate is not SLSA v1: missing field `buildDefinition`"
     )]
     #[case::v02_missing_builder(
-        PREDICATE_TYPE_V0_2,
+        SLSA_V02,
         json!({ "buildType": "https://b/t" }),
         "provenance predicate is not SLSA v0.2: missing field `builder`"
     )]
     #[case::v02_empty_build_type(
-        PREDICATE_TYPE_V0_2,
+        SLSA_V02,
         json!({ "builder": { "id": "https://b" }, "buildType": "" }),
         "provenance predicate is not SLSA v0.2: buildType is empty"
     )]
     #[case::v02_digest_not_strings(
-        PREDICATE_TYPE_V0_2,
+        SLSA_V02,
         json!({ "builder": { "id": "https://b" }, "buildType": "https://b/t", "materials": [{ "uri": "git+https://x/y", "digest": { "sha1": 1 } }] }),
         "provenance predicate is not SLSA v0.2: materials[0].digest.sha1: invalid type: integer `1`, expected a string"
     )]
     #[case::v1_given_for_v02(
-        PREDICATE_TYPE_V0_2,
+        SLSA_V02,
         github_attest_v1(),
         "provenance predicate is not SLSA v0.2: missing field `builder`"
     )]
@@ -1075,7 +1057,7 @@ mod tests {
 
     #[test]
     fn provenance_serialises_for_json_output() {
-        let p = parse(PREDICATE_TYPE_V0_2, &slsa_generator_v02()).unwrap();
+        let p = parse(SLSA_V02, &slsa_generator_v02()).unwrap();
         let v = serde_json::to_value(&p).unwrap();
         assert_eq!(v["version"], "v0.2");
         assert_eq!(v["sourceUri"], "git+https://github.com/acme/app");
@@ -1083,7 +1065,7 @@ mod tests {
         let mut bare = github_attest_v1();
         bare["buildDefinition"]["externalParameters"] = json!({});
         bare["buildDefinition"]["resolvedDependencies"] = json!([]);
-        let v = serde_json::to_value(parse(PREDICATE_TYPE_V1, &bare).unwrap()).unwrap();
+        let v = serde_json::to_value(parse(SLSA_V1, &bare).unwrap()).unwrap();
         assert_eq!(v.get("sourceUri"), None);
     }
 
