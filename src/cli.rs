@@ -17,14 +17,14 @@ use kube::CustomResourceExt;
 use serde_json::Value;
 
 use crate::cache::{CacheConfig, Caches};
+use crate::cluster;
 use crate::decision::{Decision, Outcome, Unmatched};
 use crate::engine::Engine;
 use crate::evidence::bundle::{self, Authority, BundleError, BundleVerifier};
 use crate::evidence::{Credentials, CredentialsError, Limits, RegistryClient, RegistryConfig, RegistryConfigError};
 use crate::images::{self, WorkloadImage};
 use crate::metrics::Metrics;
-use crate::policy::TrustRoot;
-use crate::policy::{ClusterImagePolicy, Labels, LoadError, PolicySet, NAMESPACE_NAME_LABEL};
+use crate::policy::{ClusterImagePolicy, Labels, LoadError, PolicySet, PolicyStore, TrustRoot, NAMESPACE_NAME_LABEL};
 use crate::server::{self, AppState, Bound, CertSource, ServeError, Settings};
 
 /// Admit only container images with verified supply-chain evidence.
@@ -424,19 +424,16 @@ pub async fn serve(args: ServeArgs) -> Result<(), CliError> {
         }
         None => {
             let client = kube::Client::try_default().await.map_err(CliError::Kube)?;
-            let engine = Arc::new(Engine::new(
-                PolicySet::default(),
-                registry,
-                Caches::new(cache),
-                args.policy.unmatched,
-                metrics.clone(),
-            ));
-            let mut state = AppState::new(engine.clone(), metrics, settings);
+            // The cluster watcher publishes the policies; the engine reads them.
+            let policies = PolicyStore::default();
+            let engine =
+                Engine::new(policies.clone(), registry, Caches::new(cache), args.policy.unmatched, metrics.clone());
+            let mut state = AppState::new(Arc::new(engine), metrics, settings);
             state.ready.store(false, std::sync::atomic::Ordering::Release);
-            let health = crate::policy::cluster::PolicyHealth::default();
+            let health = cluster::PolicyHealth::default();
             state.policy_health = Some(health.clone());
-            state.namespaces = Some(crate::policy::cluster::start(client.clone(), engine, state.ready.clone(), health));
-            state.pull_secrets = Some(crate::evidence::pull_secrets::PullSecrets::new(client));
+            state.namespaces = Some(cluster::start(client.clone(), policies, state.ready.clone(), health));
+            state.pull_secrets = Some(cluster::PullSecrets::new(client));
             tracing::info!("reading ClusterImagePolicies and Namespaces from the cluster");
             state
         }

@@ -13,7 +13,6 @@ use std::collections::{HashMap, HashSet, VecDeque};
 use std::sync::Arc;
 use std::time::Duration;
 
-use arc_swap::ArcSwap;
 use futures::StreamExt;
 use tokio::sync::Semaphore;
 use tokio::time::Instant;
@@ -31,7 +30,7 @@ use crate::images::{Digest, ImageRef, WorkloadImage};
 use crate::metrics::Metrics;
 use crate::policy::predicate::COSIGN_SIGN;
 use crate::policy::{sbom, slsa};
-use crate::policy::{AttestationCheck, AttestationRule, Labels, Policy, PolicySet, TrustedKey};
+use crate::policy::{AttestationCheck, AttestationRule, Labels, Policy, PolicySet, PolicyStore, TrustedKey};
 
 /// How much verification work the engine starts.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -51,7 +50,7 @@ impl Default for Bounds {
 
 /// Evaluates images against the policies in force.
 pub struct Engine {
-    policies: ArcSwap<PolicySet>,
+    policies: PolicyStore,
     registry: Arc<dyn Registry>,
     caches: Caches,
     unmatched: Unmatched,
@@ -66,7 +65,7 @@ pub struct Engine {
 impl std::fmt::Debug for Engine {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("Engine")
-            .field("policies", &self.policies.load().policies().len())
+            .field("policies", &self.policies.current().policies().len())
             .field("unmatched", &self.unmatched)
             .field("bounds", &self.bounds)
             .finish()
@@ -83,8 +82,10 @@ enum Reads {
 }
 
 impl Engine {
+    /// An engine reading the policies `policies` holds (a [`PolicySet`] for a fixed set, or a
+    /// [`PolicyStore`] a policy source publishes to).
     pub fn new(
-        policies: PolicySet,
+        policies: impl Into<PolicyStore>,
         registry: Arc<dyn Registry>,
         caches: Caches,
         unmatched: Unmatched,
@@ -92,7 +93,7 @@ impl Engine {
     ) -> Self {
         let bounds = Bounds::default();
         Engine {
-            policies: ArcSwap::from_pointee(policies),
+            policies: policies.into(),
             registry,
             caches,
             unmatched,
@@ -123,14 +124,9 @@ impl Engine {
         self
     }
 
-    /// Replaces the policies in force; in-flight evaluations finish with the set they started with.
-    pub fn set_policies(&self, policies: PolicySet) {
-        self.policies.store(Arc::new(policies));
-    }
-
     /// The policies in force.
     pub fn policies(&self) -> Arc<PolicySet> {
-        self.policies.load_full()
+        self.policies.current()
     }
 
     /// The decision caches (for benchmarks and metrics).
@@ -157,7 +153,7 @@ impl Engine {
         pull: Arc<Credentials>,
         deadline: Instant,
     ) -> Decision {
-        let policies = self.policies.load_full();
+        let policies = self.policies.current();
         let review = self.memory.review();
         // Whole milliseconds: the budget is for people to read.
         let left = deadline.saturating_duration_since(Instant::now());
@@ -756,7 +752,7 @@ mod tests {
         PolicySet::new(ok)
     }
 
-    fn engine(registry: Arc<FakeRegistry>, set: PolicySet) -> Arc<Engine> {
+    fn engine(registry: Arc<FakeRegistry>, set: impl Into<PolicyStore>) -> Arc<Engine> {
         Arc::new(Engine::new(
             set,
             registry,
@@ -921,12 +917,13 @@ mod tests {
         let d = Digest::of(b"img");
         let reg = Arc::new(FakeRegistry::default());
         reg.signatures.lock().unwrap().insert(d.clone(), vec![old.sign(&payload(d.as_str()))]);
-        let e = engine(reg.clone(), policies(&old.public_pem, ""));
+        let store = PolicyStore::new(policies(&old.public_pem, ""));
+        let e = engine(reg.clone(), store.clone());
         let r = [format!("registry.acme.io/api@{d}")];
         let refs: Vec<&str> = r.iter().map(String::as_str).collect();
         assert!(e.evaluate(&images(&refs), &Labels::new(), soon()).await.allowed);
         // Same policy name, new key: the cached pass must not apply.
-        e.set_policies(policies(&new.public_pem, ""));
+        store.publish(policies(&new.public_pem, ""));
         let decision = e.evaluate(&images(&refs), &Labels::new(), soon()).await;
         assert!(!decision.allowed);
         assert_eq!(reg.signature_calls.load(Ordering::SeqCst), 2);

@@ -17,6 +17,7 @@
 pub mod admission;
 pub mod cache;
 pub mod cli;
+pub mod cluster;
 pub mod decision;
 pub mod duration;
 pub mod engine;

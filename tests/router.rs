@@ -363,7 +363,7 @@ async fn probes_and_metrics() {
 
     // Cluster mode: a stopped policy watcher makes the replica not ready at once, and says why.
     let mut cluster = s.clone();
-    let health = trustgate::policy::cluster::PolicyHealth::default();
+    let health = trustgate::cluster::PolicyHealth::default();
     cluster.policy_health = Some(health.clone());
     let cluster_probes = probe_router(cluster);
     health.stopped("it panicked (a bug)".into());

@@ -11,7 +11,6 @@ pub mod budget;
 pub mod bundle;
 pub mod cosign;
 pub mod keyless;
-pub mod pull_secrets;
 mod registry;
 
 use std::time::Duration;

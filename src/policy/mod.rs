@@ -6,7 +6,6 @@
 //! decision cache: editing a policy re-evaluates every image it governs.
 
 pub mod authority;
-pub mod cluster;
 mod glob;
 pub mod predicate;
 pub mod sbom;
@@ -29,6 +28,7 @@ pub use types::{
 
 pub use authority::{set_default_trust_root, Identity, Keyless, Matcher, Signer, SignerId, TrustRoot, TrustedKey};
 pub use predicate::PredicateType;
+
 pub use sbom::SbomRule;
 pub use slsa::SlsaRule;
 
@@ -538,6 +538,34 @@ impl PolicySet {
             return Err(PolicyErrors(errors).into());
         }
         Ok(PolicySet::new(policies))
+    }
+}
+
+/// The policies in force, shared: the policy source (a file load, the cluster watcher)
+/// [`publish`](Self::publish)es a new set, and the engine reads [`current`](Self::current) once
+/// per review, so an evaluation in flight finishes with the set it started with.
+#[derive(Debug, Clone, Default)]
+pub struct PolicyStore(Arc<arc_swap::ArcSwap<PolicySet>>);
+
+impl PolicyStore {
+    pub fn new(set: PolicySet) -> Self {
+        PolicyStore(Arc::new(arc_swap::ArcSwap::from_pointee(set)))
+    }
+
+    /// Puts `set` in force.
+    pub fn publish(&self, set: PolicySet) {
+        self.0.store(Arc::new(set));
+    }
+
+    /// The set in force now.
+    pub fn current(&self) -> Arc<PolicySet> {
+        self.0.load_full()
+    }
+}
+
+impl From<PolicySet> for PolicyStore {
+    fn from(set: PolicySet) -> Self {
+        PolicyStore::new(set)
     }
 }
 

@@ -30,11 +30,11 @@ use tower::limit::GlobalConcurrencyLimitLayer;
 use tower_http::trace::TraceLayer;
 
 use crate::admission::{self, Answer, Context, FileMode};
+use crate::cluster::PullSecrets;
+use crate::cluster::{Namespaces, PolicyHealth};
 use crate::engine::Engine;
-use crate::evidence::pull_secrets::PullSecrets;
 use crate::evidence::Credentials;
 use crate::metrics::Metrics;
-use crate::policy::cluster::{Namespaces, PolicyHealth};
 use crate::policy::Labels;
 
 /// Request-handling limits and timing.

@@ -14,7 +14,7 @@ use kube::{Api, Client};
 use moka::future::Cache;
 use serde_json::Value;
 
-use super::Credentials;
+use crate::evidence::Credentials;
 
 /// How long a read Secret or ServiceAccount is reused.
 pub const TTL: Duration = Duration::from_secs(30);
