@@ -1,4 +1,5 @@
 //! Globs over repository names: `*` matches within one path segment, `**` across segments.
+//! (And [`star_match`], the one-star globs of SLSA and SBOM rules.)
 //!
 //! `registry.acme.io/apps/*` matches `registry.acme.io/apps/api` but not
 //! `registry.acme.io/apps/team/api`; `registry.acme.io/apps/**` matches both. A glob
@@ -140,6 +141,37 @@ fn normalise(glob: &str) -> Result<String, GlobError> {
     } else {
         format!("{DEFAULT_REGISTRY}/library/{glob}")
     })
+}
+
+/// The second kind of glob, for URIs, refs and package versions (SLSA rules, SBOM denied
+/// packages): `*` matches any run of characters (including `/`), everything else is literal. Case-sensitive; a pattern without `*` matches only itself.
+///
+/// `https://github.com/acme/*` matches `https://github.com/acme/app` and
+/// `https://github.com/acme/app/sub`, but not `https://github.com/acme-evil/app`: the `/` after
+/// `acme` is literal.
+pub fn star_match(pattern: &str, value: &str) -> bool {
+    let (p, v) = (pattern.as_bytes(), value.as_bytes());
+    let (mut pi, mut vi) = (0, 0);
+    // Where to resume after the latest '*': the pattern index after it, and the value index it
+    // has consumed up to. Backtracking to only the latest '*' suffices because '*' matches
+    // anything, which keeps this linear in practice and never exponential.
+    let mut resume: Option<(usize, usize)> = None;
+    while vi < v.len() {
+        if p.get(pi) == Some(&b'*') {
+            pi += 1;
+            resume = Some((pi, vi));
+        } else if p.get(pi).is_some_and(|c| v.get(vi) == Some(c)) {
+            pi += 1;
+            vi += 1;
+        } else if let Some((after_star, consumed)) = resume {
+            pi = after_star;
+            vi = consumed + 1;
+            resume = Some((after_star, vi));
+        } else {
+            return false;
+        }
+    }
+    p.iter().skip(pi).all(|&c| c == b'*')
 }
 
 #[cfg(test)]

@@ -37,6 +37,7 @@ use serde::de::{Deserializer, Visitor};
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
+use super::glob::star_match;
 use super::predicate::{PredicateType, CYCLONEDX, SPDX};
 
 /// At most this many findings are reported, followed by one [`SbomFinding::More`].
@@ -963,29 +964,6 @@ fn percent_decode(s: &str) -> Cow<'_, str> {
     Cow::Owned(String::from_utf8_lossy(&out).into_owned())
 }
 
-/// `*` matches any run of characters, everything else itself.
-fn version_glob(glob: &str, s: &str) -> bool {
-    let (g, s) = (glob.as_bytes(), s.as_bytes());
-    let (mut gi, mut si) = (0, 0);
-    let mut star: Option<(usize, usize)> = None;
-    while si < s.len() {
-        if g.get(gi) == Some(&b'*') {
-            star = Some((gi, si));
-            gi += 1;
-        } else if g.get(gi).is_some_and(|c| s.get(si) == Some(c)) {
-            gi += 1;
-            si += 1;
-        } else if let Some((sg, ss)) = star {
-            gi = sg + 1;
-            si = ss + 1;
-            star = Some((sg, ss + 1));
-        } else {
-            return false;
-        }
-    }
-    g.iter().skip(gi).all(|&c| c == b'*')
-}
-
 struct Evaluator<'r, 'a> {
     format: SbomFormat,
     rule: &'r SbomRule,
@@ -1189,7 +1167,7 @@ impl<'r, 'a> Evaluator<'r, 'a> {
         let purl = Purl::parse(purl).ok()?;
         let candidates = self.patterns.get(purl.path.as_ref())?;
         let version = purl.version.as_deref().unwrap_or("");
-        candidates.iter().find(|(glob, _)| glob.as_deref().is_none_or(|g| version_glob(g, version))).map(|(_, s)| *s)
+        candidates.iter().find(|(glob, _)| glob.as_deref().is_none_or(|g| star_match(g, version))).map(|(_, s)| *s)
     }
 
     fn finish(self, created: Option<&str>, now: SystemTime) -> Result<SbomSummary, Vec<SbomFinding>> {

@@ -23,13 +23,14 @@ use std::fmt;
 use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
 
+use super::glob::star_match;
 use super::predicate::{PredicateType, SLSA_V02, SLSA_V1};
 
 /// What a policy requires of a provenance predicate. Every list is "any of"; an empty list
 /// places no constraint.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct SlsaRule {
-    /// Globs over `builder.id` (see [`uri_glob_matches`]).
+    /// Globs over `builder.id` (see [`star_match`]).
     pub builder_ids: Vec<String>,
     /// Globs over the source repository URI, compared after [`normalise_source`] on both sides,
     /// so `https://github.com/acme/*` matches `git+https://github.com/acme/app.git`.
@@ -209,7 +210,7 @@ pub fn check(provenance: &Provenance, rule: &SlsaRule) -> Vec<ProvenanceFinding>
             None => findings.push(ProvenanceFinding::NoSourceRepository { allowed: rule.source_repositories.clone() }),
             Some(uri) => {
                 let uri_n = normalise_source(uri);
-                if !rule.source_repositories.iter().any(|p| uri_glob_matches(normalise_source(p), uri_n)) {
+                if !rule.source_repositories.iter().any(|p| star_match(normalise_source(p), uri_n)) {
                     findings.push(ProvenanceFinding::SourceRepository {
                         source_uri: uri.clone(),
                         allowed: rule.source_repositories.clone(),
@@ -235,38 +236,7 @@ pub fn check(provenance: &Provenance, rule: &SlsaRule) -> Vec<ProvenanceFinding>
 
 /// An empty list allows anything.
 fn any_matches(patterns: &[String], value: &str) -> bool {
-    patterns.is_empty() || patterns.iter().any(|p| uri_glob_matches(p, value))
-}
-
-/// Glob for URIs and refs: `*` matches any run of characters (including `/`), everything else is
-/// literal. Case-sensitive; a pattern without `*` matches only itself.
-///
-/// `https://github.com/acme/*` matches `https://github.com/acme/app` and
-/// `https://github.com/acme/app/sub`, but not `https://github.com/acme-evil/app`: the `/` after
-/// `acme` is literal.
-pub fn uri_glob_matches(pattern: &str, value: &str) -> bool {
-    let (p, v) = (pattern.as_bytes(), value.as_bytes());
-    let (mut pi, mut vi) = (0, 0);
-    // Where to resume after the latest '*': the pattern index after it, and the value index it
-    // has consumed up to. Backtracking to only the latest '*' suffices because '*' matches
-    // anything, which keeps this linear in practice and never exponential.
-    let mut resume: Option<(usize, usize)> = None;
-    while vi < v.len() {
-        if p.get(pi) == Some(&b'*') {
-            pi += 1;
-            resume = Some((pi, vi));
-        } else if p.get(pi).is_some_and(|c| v.get(vi) == Some(c)) {
-            pi += 1;
-            vi += 1;
-        } else if let Some((after_star, consumed)) = resume {
-            pi = after_star;
-            vi = consumed + 1;
-            resume = Some((after_star, vi));
-        } else {
-            return false;
-        }
-    }
-    p.iter().skip(pi).all(|&c| c == b'*')
+    patterns.is_empty() || patterns.iter().any(|p| star_match(p, value))
 }
 
 /// The form source URIs are compared in: without a leading `git+` (SPDX download-location
@@ -966,7 +936,7 @@ mod tests {
     #[case::brackets_are_literal("v[0-9]", "v1", false)]
     #[case::non_ascii("https://git.example/ünïcode/*", "https://git.example/ünïcode/app", true)]
     fn glob_matching(#[case] pattern: &str, #[case] value: &str, #[case] matches: bool) {
-        assert_eq!(uri_glob_matches(pattern, value), matches, "{pattern} against {value}");
+        assert_eq!(star_match(pattern, value), matches, "{pattern} against {value}");
     }
 
     #[test]
@@ -974,7 +944,7 @@ mod tests {
         let value = "a".repeat(10_000);
         let pattern = format!("{}b", "*a".repeat(50));
         let started = std::time::Instant::now();
-        assert!(!uri_glob_matches(&pattern, &value));
+        assert!(!star_match(&pattern, &value));
         assert!(started.elapsed() < std::time::Duration::from_secs(1));
     }
 
