@@ -17,7 +17,7 @@ use trustgate::admission;
 use trustgate::cache::{CacheConfig, Caches};
 use trustgate::decision::Unmatched;
 use trustgate::engine::Engine;
-use trustgate::evidence::attest::AttestationLayer;
+use trustgate::evidence::AttestationLayer;
 use trustgate::evidence::{cosign, Fetch, Registry, RegistryError, SignatureLayer};
 use trustgate::images::{Digest, ImageRef};
 use trustgate::metrics::Metrics;

@@ -21,9 +21,9 @@ use crate::cache::{Caches, DecisionKey};
 use crate::decision::{
     decide, judge, Decision, EvalError, Evidence, Finding, ImageProblem, ImageResult, Outcome, PolicyResult, Unmatched,
 };
-use crate::evidence::attest::AttestationLayer;
 use crate::evidence::budget::ReviewBudget;
 use crate::evidence::bundle;
+use crate::evidence::AttestationLayer;
 use crate::evidence::{BundleLayer, Credentials, Fetch, MemoryBudget, MemoryLimits, Registry, SignatureLayer};
 use crate::images::{Digest, ImageRef, WorkloadImage};
 use crate::metrics::Metrics;
@@ -440,10 +440,10 @@ struct ImageEval {
 mod tests {
     use super::*;
     use crate::cache::CacheConfig;
-    use crate::evidence::attest::AttestationLayer;
-    use crate::evidence::cosign::tests::{payload, TestKey};
+    use crate::evidence::AttestationLayer;
     use crate::evidence::RegistryError;
     use crate::policy::parse_documents;
+    use crate::testing::{payload, TestKey};
     use async_trait::async_trait;
     use sigstore::crypto::SigningScheme;
     use std::sync::atomic::{AtomicUsize, Ordering};
@@ -511,7 +511,7 @@ mod tests {
     /// A cosign v3 key bundle: the DSSE envelope of `statement` signed by `key`.
     fn key_bundle(key: &TestKey, statement: &serde_json::Value) -> BundleLayer {
         let envelope: serde_json::Value =
-            serde_json::from_slice(&crate::evidence::attest::tests::envelope(key, statement).envelope).unwrap();
+            serde_json::from_slice(&crate::testing::envelope(key, statement).envelope).unwrap();
         let bundle = serde_json::json!({
             "mediaType": "application/vnd.dev.sigstore.bundle.v0.3+json",
             "verificationMaterial": {"publicKey": {"hint": "not trusted"}},
@@ -523,8 +523,8 @@ mod tests {
 
     #[tokio::test]
     async fn bundle_signatures_and_attestations_count_once_verified() {
-        use crate::evidence::attest::tests::statement;
         use crate::policy::predicate::COSIGN_SIGN as COSIGN_SIGN_PREDICATE;
+        use crate::testing::statement;
         let (key, other) = (TestKey::new(SigningScheme::default()), TestKey::new(SigningScheme::default()));
         let d = Digest::of(b"built");
         let r = [format!("registry.acme.io/api@{d}")];
@@ -683,7 +683,7 @@ mod tests {
 
     #[tokio::test]
     async fn attestations_are_verified_bound_to_the_digest_and_checked() {
-        use crate::evidence::attest::tests::{envelope, statement};
+        use crate::testing::{envelope, statement};
         let (key, other) = (TestKey::new(SigningScheme::default()), TestKey::new(SigningScheme::default()));
         let d = Digest::of(b"built");
         let r = [format!("registry.acme.io/api@{d}")];

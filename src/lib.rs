@@ -26,3 +26,5 @@ pub mod images;
 pub mod metrics;
 pub mod policy;
 pub mod server;
+#[cfg(test)]
+mod testing;

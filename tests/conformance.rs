@@ -116,7 +116,7 @@ fn the_identity_flags_and_the_digest_form_count() {
 /// the way cosign lays one out in a `.sig` layer: the certificate and chain as PEM annotations,
 /// the Rekor entry with its signed entry timestamp as the `dev.sigstore.cosign/bundle`
 /// annotation, the signature beside the payload.
-fn classic_layer(signature_b64: &str) -> (trustgate::evidence::keyless::ClassicMaterial, Vec<u8>, String) {
+fn classic_layer(signature_b64: &str) -> (trustgate::evidence::ClassicMaterial, Vec<u8>, String) {
     use base64::Engine as _;
     let b64 = base64::engine::general_purpose::STANDARD;
     let bundle: serde_json::Value = serde_json::from_slice(
@@ -144,7 +144,7 @@ fn classic_layer(signature_b64: &str) -> (trustgate::evidence::keyless::ClassicM
             "logID": hex::encode(b64.decode(entry["logId"]["keyId"].as_str().unwrap()).unwrap()),
         }
     });
-    let material = trustgate::evidence::keyless::ClassicMaterial {
+    let material = trustgate::evidence::ClassicMaterial {
         certificate: Some(pem(&certs[0])),
         chain: Some(certs[1..].iter().map(pem).collect()),
         rekor_bundle: Some(rekor.to_string()),

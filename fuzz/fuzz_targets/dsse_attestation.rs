@@ -8,7 +8,8 @@ mod common;
 
 use base64::Engine as _;
 use libfuzzer_sys::fuzz_target;
-use trustgate::evidence::attest::{self, AttestationLayer, IN_TOTO_PAYLOAD_TYPE};
+use trustgate::evidence::attest::{self, IN_TOTO_PAYLOAD_TYPE};
+use trustgate::evidence::AttestationLayer;
 use trustgate::images::Digest;
 
 fuzz_target!(|data: &[u8]| {

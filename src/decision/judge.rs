@@ -9,8 +9,9 @@
 use std::time::SystemTime;
 
 use super::{Examined, Finding, Outcome, Verdict};
-use crate::evidence::attest::{self, AttestationLayer, Rejected};
+use crate::evidence::attest::{self, Rejected};
 use crate::evidence::bundle::{self, Claim};
+use crate::evidence::AttestationLayer;
 use crate::evidence::{cosign, SignatureLayer};
 use crate::images::Digest;
 use crate::policy::predicate::COSIGN_SIGN;

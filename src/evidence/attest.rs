@@ -10,24 +10,13 @@ use serde::Deserialize;
 use serde_json::Value;
 
 use super::cosign::signature_verifies;
-use super::keyless::{self, classic_bundle, ClassicContent, ClassicMaterial};
+use super::keyless::{self, classic_bundle, ClassicContent};
+use super::AttestationLayer;
 use crate::images::Digest;
 use crate::policy::{Signer, TrustedKey};
 
 /// The DSSE payload type of an in-toto statement.
 pub const IN_TOTO_PAYLOAD_TYPE: &str = "application/vnd.in-toto+json";
-
-/// One attestation layer as the registry holds it: a DSSE envelope, its bytes bound to the
-/// layer digest by the client, not yet trusted.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct AttestationLayer {
-    pub digest: Digest,
-    pub envelope: Vec<u8>,
-    /// Set, with the envelope left unread, when the layer is over trustgate's size cap.
-    pub too_large: Option<String>,
-    /// The certificate material of a keyless attestation (empty for a key attestation).
-    pub material: ClassicMaterial,
-}
 
 #[derive(Deserialize)]
 #[serde(rename_all = "camelCase")]
@@ -193,34 +182,11 @@ pub(crate) fn bound_statement(signer: &str, payload: &[u8], digest: &Digest) -> 
 }
 
 #[cfg(test)]
-pub(crate) mod tests {
+mod tests {
     use super::*;
-    use crate::evidence::cosign::tests::TestKey;
+    use crate::testing::{envelope, statement, TestKey};
     use serde_json::json;
     use sigstore::crypto::SigningScheme;
-
-    /// A DSSE envelope over `statement`, signed by `key` as cosign does.
-    pub(crate) fn envelope(key: &TestKey, statement: &Value) -> AttestationLayer {
-        let payload = serde_json::to_vec(statement).unwrap();
-        let sig = key.sign(&pae(IN_TOTO_PAYLOAD_TYPE, &payload)).signature;
-        let b64 = base64::engine::general_purpose::STANDARD;
-        let envelope = serde_json::to_vec(&json!({
-            "payloadType": IN_TOTO_PAYLOAD_TYPE,
-            "payload": b64.encode(&payload),
-            "signatures": [{"keyid": "", "sig": sig}]
-        }))
-        .unwrap();
-        AttestationLayer { digest: Digest::of(&envelope), envelope, too_large: None, material: Default::default() }
-    }
-
-    pub(crate) fn statement(digest: &Digest, predicate_type: &str, predicate: Value) -> Value {
-        json!({
-            "_type": "https://in-toto.io/Statement/v0.1",
-            "subject": [{"name": "registry.acme.io/api", "digest": {"sha256": digest.hex()}}],
-            "predicateType": predicate_type,
-            "predicate": predicate
-        })
-    }
 
     #[test]
     fn pae_matches_the_dsse_spec_example() {

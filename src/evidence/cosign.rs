@@ -196,47 +196,10 @@ fn verify_ed25519ph(spki: &[u8], signature_b64: &str, payload: &[u8]) -> bool {
 }
 
 #[cfg(test)]
-pub(crate) mod tests {
+mod tests {
     use super::*;
+    use crate::testing::{payload, TestKey};
     use sigstore::crypto::SigningScheme;
-
-    pub(crate) struct TestKey {
-        signer: sigstore::crypto::SigStoreSigner,
-        pub public_pem: String,
-    }
-
-    impl TestKey {
-        pub(crate) fn new(scheme: SigningScheme) -> Self {
-            let signer = scheme.create_signer().unwrap();
-            let public_pem = signer.to_sigstore_keypair().unwrap().public_key_to_pem().unwrap();
-            TestKey { signer, public_pem }
-        }
-        pub(crate) fn trusted(&self, name: &str) -> TrustedKey {
-            TrustedKey {
-                name: name.into(),
-                signer: Signer::key(
-                    CosignVerificationKey::try_from_pem(self.public_pem.as_bytes()).unwrap(),
-                    self.public_pem.clone(),
-                ),
-            }
-        }
-        pub(crate) fn sign(&self, payload: &[u8]) -> SignatureLayer {
-            let sig = self.signer.sign(payload).unwrap();
-            SignatureLayer {
-                digest: Digest::of(payload),
-                payload: payload.to_vec(),
-                signature: base64::engine::general_purpose::STANDARD.encode(sig),
-                material: Default::default(),
-            }
-        }
-    }
-
-    pub(crate) fn payload(digest: &str) -> Vec<u8> {
-        format!(
-            r#"{{"critical":{{"identity":{{"docker-reference":"registry.acme.io/api"}},"image":{{"docker-manifest-digest":"{digest}"}},"type":"cosign container image signature"}},"optional":null}}"#
-        )
-        .into_bytes()
-    }
 
     fn digest(n: u8) -> Digest {
         Digest::of(&[n])

@@ -24,6 +24,7 @@ use sigstore_types::{Artifact, Bundle, DerCertificate, MediaType, SignatureConte
 use sigstore_verify::crypto::{parse_certificate_info, verify_signature, verify_signature_prehashed};
 use sigstore_verify::VerificationPolicy;
 
+use super::ClassicMaterial;
 use crate::policy::Keyless;
 
 /// `id-kp-codeSigning` (1.3.6.1.5.5.7.3.3), the DER content of the OID.
@@ -202,17 +203,6 @@ pub enum ClassicContent<'a> {
     Message { payload: &'a [u8], signature_b64: &'a str },
     /// An `.att` layer: the DSSE envelope JSON.
     Dsse { envelope: &'a [u8] },
-}
-
-/// The certificate material of a classic cosign layer (its annotations).
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
-pub struct ClassicMaterial {
-    /// `dev.sigstore.cosign/certificate`: the signing certificate (PEM).
-    pub certificate: Option<String>,
-    /// `dev.sigstore.cosign/chain`: intermediates and root (PEM).
-    pub chain: Option<String>,
-    /// `dev.sigstore.cosign/bundle`: the transparency log's signed entry timestamp and entry.
-    pub rekor_bundle: Option<String>,
 }
 
 /// Turns a classic keyless layer into a v0.1 sigstore bundle (certificate chain, the log entry

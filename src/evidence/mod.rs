@@ -35,7 +35,30 @@ pub struct SignatureLayer {
     /// The `dev.cosignproject.cosign/signature` annotation.
     pub signature: String,
     /// The certificate material of a keyless signature (empty for a key signature).
-    pub material: keyless::ClassicMaterial,
+    pub material: ClassicMaterial,
+}
+
+/// One attestation layer as the registry holds it: a DSSE envelope, its bytes bound to the
+/// layer digest by the client, not yet trusted.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AttestationLayer {
+    pub digest: Digest,
+    pub envelope: Vec<u8>,
+    /// Set, with the envelope left unread, when the layer is over trustgate's size cap.
+    pub too_large: Option<String>,
+    /// The certificate material of a keyless attestation (empty for a key attestation).
+    pub material: ClassicMaterial,
+}
+
+/// The certificate material of a classic cosign layer (its annotations).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct ClassicMaterial {
+    /// `dev.sigstore.cosign/certificate`: the signing certificate (PEM).
+    pub certificate: Option<String>,
+    /// `dev.sigstore.cosign/chain`: intermediates and root (PEM).
+    pub chain: Option<String>,
+    /// `dev.sigstore.cosign/bundle`: the transparency log's signed entry timestamp and entry.
+    pub rekor_bundle: Option<String>,
 }
 
 /// A sigstore bundle attached to an image as an OCI referrer (through the referrers API or its
@@ -80,7 +103,7 @@ pub trait Registry: Send + Sync {
         image: &ImageRef,
         digest: &Digest,
         fetch: Fetch<'_>,
-    ) -> Result<Vec<attest::AttestationLayer>, RegistryError>;
+    ) -> Result<Vec<AttestationLayer>, RegistryError>;
     /// The sigstore bundles (cosign v3 signatures and attestations) that refer to `digest`;
     /// empty when there are none.
     async fn bundles(

@@ -13,11 +13,9 @@ use reqwest::{Method, StatusCode};
 use serde::Deserialize;
 use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 
-use super::attest::AttestationLayer;
 use super::auth::{parse_challenge, Challenge, Credentials};
 use super::budget::Held;
-use super::keyless::ClassicMaterial;
-use super::{BundleLayer, Fetch, Registry, RegistryError, SignatureLayer};
+use super::{AttestationLayer, BundleLayer, ClassicMaterial, Fetch, Registry, RegistryError, SignatureLayer};
 use crate::images::{Digest, ImageRef, DEFAULT_REGISTRY};
 use crate::metrics::Metrics;
 
