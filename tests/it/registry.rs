@@ -1,19 +1,17 @@
 //! The real `trustgate` binary against a real registry and real cosign signatures.
 //!
 //! Every test starts its own registry (distribution 2.8 on a loopback port, see
-//! `tests/common`), pushes tiny images with umoci + skopeo, signs them with the real cosign CLI
+//! `tests/it/common`), pushes tiny images with umoci + skopeo, signs them with the real cosign CLI
 //! in the classic offline format, writes `ClusterImagePolicy` files into a temporary directory,
 //! and runs `trustgate verify` / `trustgate evaluate` as a developer would in CI, asserting what
 //! the developer sees: the exit code (0 admitted, 1 denied, 2 could not evaluate), the JSON
 //! decision, the finding kind, and the parts of the message that tell them what to do.
 
-mod common;
-
 use std::path::PathBuf;
 use std::time::Instant;
 
-use common::cli::{trustgate, Run, ADMITTED, COULD_NOT_EVALUATE, DENIED};
-use common::{copy_signature, tamper_signature_payload, write_policy, KeyPair, KeyType, PushedImage, Registry};
+use crate::common::cli::{trustgate, Run, ADMITTED, COULD_NOT_EVALUATE, DENIED};
+use crate::common::{copy_signature, tamper_signature_payload, write_policy, KeyPair, KeyType, PushedImage, Registry};
 use serde_json::Value;
 use tempfile::TempDir;
 
@@ -437,7 +435,7 @@ fn stopped_registry_is_an_error_distinct_from_unsigned() {
 }
 
 /// Case 11: A registry that requires credentials (the real registry with distribution's `htpasswd`
-/// auth; the bcrypt line is a constant in `tests/common`): without credentials, or with wrong
+/// auth; the bcrypt line is a constant in `tests/it/common`): without credentials, or with wrong
 /// ones, `verify` exits 2 with `registry-unauthorized`, not `not-signed`; with the right ones in
 /// a docker config.json (`--registry-config`) the signed image is admitted.
 #[test]

@@ -10,12 +10,10 @@
 //! (`--tlog-upload=false`): there is no transparency log on this machine, so the log-verified
 //! path is proved against real public-good bundles in `tests/conformance.rs`.
 
-mod common;
-
 use std::path::{Path, PathBuf};
 
-use common::cli::{trustgate, Run, ADMITTED, DENIED};
-use common::{
+use crate::common::cli::{trustgate, Run, ADMITTED, DENIED};
+use crate::common::{
     write_policy, CertSigner, KeyPair, KeyType, LeafSpec, LocalCa, PushedImage, Registry, TEST_OIDC_ISSUER,
     WORKFLOW_IDENTITY,
 };
@@ -241,7 +239,7 @@ fn copied_and_altered_referrers_are_not_trusted() {
     let descriptor = &index["manifests"][0];
     let manifest = registry.manifest(&signed.repo, descriptor["digest"].as_str().unwrap()).unwrap();
     let mut bundle = registry.bundle(&signed.repo, descriptor["digest"].as_str().unwrap());
-    let statement = common::bundle_statement(&bundle);
+    let statement = crate::common::bundle_statement(&bundle);
     let mut edited = statement.clone();
     edited["subject"][0]["digest"]["sha256"] = json!(target.digest.trim_start_matches("sha256:"));
     use base64::Engine as _;

@@ -35,10 +35,7 @@ pub mod bundles;
 pub mod cli;
 pub mod keyless;
 
-// Each test target uses only some of these (as with `dead_code` above).
-#[allow(unused_imports)]
 pub use bundles::*;
-#[allow(unused_imports)]
 pub use keyless::*;
 
 use std::ffi::OsStr;

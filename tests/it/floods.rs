@@ -14,14 +14,12 @@
 //! here are generous (the behaviour before the fix missed them by seconds or hundreds of MiB),
 //! so that a loaded machine cannot make them flake.
 
-mod common;
-
 use std::io::Read as _;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
-use common::{write_policy, KeyPair, KeyType, Registry, OCI_MANIFEST_MEDIA_TYPE};
+use crate::common::{write_policy, KeyPair, KeyType, Registry, OCI_MANIFEST_MEDIA_TYPE};
 use serde_json::{json, Value};
 
 const BUNDLE_MEDIA_TYPE: &str = "application/vnd.dev.sigstore.bundle.v0.3+json";
@@ -175,7 +173,7 @@ fn push_fake_bundle(registry: &Registry, repo: &str, subject: &str, bytes: &[u8]
         "layers": [{"mediaType": BUNDLE_MEDIA_TYPE, "digest": layer, "size": bytes.len()}],
         "subject": {"mediaType": OCI_MANIFEST_MEDIA_TYPE, "digest": subject, "size": 1},
     });
-    let digest = common::sha256_digest(&serde_json::to_vec(&manifest).unwrap());
+    let digest = crate::common::sha256_digest(&serde_json::to_vec(&manifest).unwrap());
     registry.put_manifest(repo, &digest, &manifest);
 }
 

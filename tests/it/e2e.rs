@@ -7,14 +7,12 @@
 //! One test function, in order: the control plane is the expensive part, and the cases build
 //! on each other (install, enforce, change policy, stop the server, upgrade, uninstall).
 
-mod common;
-
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Output, Stdio};
 use std::time::{Duration, Instant};
 
-use common::{
+use crate::common::{
     syft_sbom, KeyPair, KeyType, LeafSpec, LocalCa, PushedImage, Registry, SbomFormat, TEST_OIDC_ISSUER,
     WORKFLOW_IDENTITY,
 };

@@ -1,7 +1,7 @@
 //! Provenance and SBOM attestations (issue 4): the real `trustgate` binary against a real
 //! registry, attestations made by the real cosign, SBOMs made by the real syft.
 //!
-//! Every test starts its own registry (see `tests/common`), pushes images with umoci + skopeo,
+//! Every test starts its own registry (see `tests/it/common`), pushes images with umoci + skopeo,
 //! attests them with `cosign attest --key … --type … --predicate …` in the classic offline
 //! format (a `sha256-<hex>.att` tag of DSSE envelopes), writes `ClusterImagePolicy` files with
 //! `spec.attestations`, and runs `trustgate verify IMAGE --output json` as a developer would in
@@ -15,13 +15,11 @@
 //! Python `requests` 2.31.0 `*.dist-info`) or of `tests/fixtures/sbom-src-clean` (no AGPL, no
 //! event-stream), scanned from the registry by digest.
 
-mod common;
-
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant, SystemTime};
 
-use common::cli::{trustgate, Run, ADMITTED, DENIED};
-use common::{
+use crate::common::cli::{trustgate, Run, ADMITTED, DENIED};
+use crate::common::{
     copy_attestations, envelope_statement, rfc3339_utc, sbom_packages, syft_sbom, tamper_attestation, write_policy,
     KeyPair, KeyType, PushedImage, Registry, SbomFormat, DSSE_ENVELOPE_MEDIA_TYPE, IN_TOTO_PAYLOAD_TYPE,
     PREDICATE_TYPE_ANNOTATION,

@@ -7,8 +7,6 @@
 
 use std::time::Duration;
 
-mod common;
-
 use axum::body::Body;
 use axum::http::{Request, StatusCode};
 use http_body_util::BodyExt;
@@ -44,7 +42,7 @@ spec:
 "#;
 
 fn state(settings: Settings) -> AppState {
-    common::app_state(POLICIES, RegistryConfig { timeout: Duration::from_secs(1), ..Default::default() }, settings)
+    crate::common::app_state(POLICIES, RegistryConfig { timeout: Duration::from_secs(1), ..Default::default() }, settings)
 }
 
 fn fixture(name: &str) -> Value {
