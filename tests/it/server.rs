@@ -16,11 +16,12 @@ use trustgate::evidence::RegistryConfig;
 use trustgate::server::tls::{self_signed, SelfSigned};
 use trustgate::server::{AppState, Bound, CertSource, Settings};
 
-use crate::common::{KeyPair, KeyType, Registry};
+use crate::common::cosign::{KeyPair, KeyType};
+use crate::common::registry::Registry;
 
 fn state(policies: &str, insecure: Vec<String>) -> AppState {
     let registry = RegistryConfig { insecure, timeout: Duration::from_secs(3), ..Default::default() };
-    crate::common::app_state(policies, registry, Settings::default())
+    crate::common::webhook::app_state(policies, registry, Settings::default())
 }
 
 /// A running server and the means to stop it.
