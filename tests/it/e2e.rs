@@ -14,6 +14,7 @@ use std::time::{Duration, Instant};
 
 use crate::common::cosign::{KeyPair, KeyType};
 use crate::common::keyless::{LeafSpec, LocalCa, TEST_OIDC_ISSUER, WORKFLOW_IDENTITY};
+use crate::common::machine;
 use crate::common::registry::{PushedImage, Registry};
 use crate::common::sbom::{syft_sbom, SbomFormat};
 use crate::common::tools::free_port;
@@ -179,6 +180,8 @@ fn decode_secret_field(cp: &ControlPlane, field: &str) -> Vec<u8> {
 
 #[test]
 fn trustgate_on_a_real_api_server() {
+    // The API server gives the webhook 5 s: no other test may load the machine meanwhile.
+    let _alone = machine::alone();
     let cp = ControlPlane::start();
     let registry = Registry::start();
     let private = Registry::start_with_htpasswd();

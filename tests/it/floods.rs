@@ -21,6 +21,7 @@ use std::time::{Duration, Instant};
 
 use crate::common::bundles::{OCI_EMPTY_MEDIA_TYPE, SIGSTORE_BUNDLE_V03_MEDIA_TYPE};
 use crate::common::cosign::{KeyPair, KeyType};
+use crate::common::machine;
 use crate::common::registry::{sha256_digest, Registry, OCI_MANIFEST_MEDIA_TYPE};
 use crate::common::tools::free_port;
 use crate::common::webhook::ServeProcess;
@@ -150,14 +151,12 @@ fn push_fake_bundle(registry: &Registry, repo: &str, subject: &str, bytes: &[u8]
     registry.put_manifest(repo, &digest, &manifest);
 }
 
-/// The two floods measure time and memory of one server process each; they run one at a time.
-static ONE_AT_A_TIME: std::sync::Mutex<()> = std::sync::Mutex::new(());
-
 /// Issue 9, case 5: before the per-review and per-process budgets, this Pod took the server to
 /// 331-347 MiB resident before it was denied.
 #[test]
 fn a_pod_of_huge_referrers_stays_within_the_memory_budget() {
-    let _alone = ONE_AT_A_TIME.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+    // The floods measure time and memory of one server process: nothing else may run meanwhile.
+    let _alone = machine::alone();
     let registry = Registry::start_referrers();
     let key = KeyPair::generate(KeyType::P256);
     let scratch = tempfile::tempdir().unwrap();
@@ -192,7 +191,8 @@ fn a_pod_of_huge_referrers_stays_within_the_memory_budget() {
 /// server reached 252 MiB.
 #[test]
 fn a_flood_of_images_on_a_dead_registry_is_answered_in_time_and_cached_reviews_stay_fast() {
-    let _alone = ONE_AT_A_TIME.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+    // The floods measure time and memory of one server process: nothing else may run meanwhile.
+    let _alone = machine::alone();
     // Listening, never accepting: once its backlog is full, connections hang.
     let dead = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
     let dead_addr = dead.local_addr().unwrap().to_string();

@@ -3,6 +3,11 @@
 //! when each was a binary of its own, so a test reads `attestations::…`, `registry::…`:
 //! `cargo test --test it registry::` runs one module, `cargo test --test it e2e::` the end to
 //! end tier.
+//!
+//! Tests run in parallel threads of this one process; the harness keeps no global state (see
+//! [`common`]). The few tests that measure the machine (time and memory of a server process:
+//! the floods, the end-to-end control plane) take [`common::machine::alone`], so that they do not
+//! measure the other tests.
 
 mod common;
 

@@ -20,10 +20,11 @@
 //! | [`workspace`] | [`workspace::Workspace`]: a policy directory (and registry) that `trustgate verify` / `evaluate` run over |
 //! | [`cli`] | running the `trustgate` binary, and reading its exit code and JSON decision |
 //! | [`webhook`] | the webhook's router state in the test process; `trustgate serve` as a process |
+//! | [`machine`] | the few tests that measure the machine have it alone; the rest share it |
 //!
 //! Rules the harness keeps:
-//! - no global state: every [`registry::Registry`] has its own free loopback port and
-//!   temporary directory, so tests can run in parallel threads;
+//! - no global state but the [`machine`] gate: every [`registry::Registry`] has its own free
+//!   loopback port and temporary directory, so tests can run in parallel threads;
 //! - everything listens on `127.0.0.1` only, and everything started is stopped on `Drop`;
 //! - missing tools make tests **fail** (panic with "run scripts/tools.sh first"), never skip.
 
@@ -31,6 +32,7 @@ pub mod bundles;
 pub mod cli;
 pub mod cosign;
 pub mod keyless;
+pub mod machine;
 pub mod registry;
 pub mod sbom;
 pub mod tools;

@@ -22,6 +22,7 @@ use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 use sha2::{Digest, Sha256};
 use tempfile::TempDir;
 
+use super::machine::{self, Shared};
 use super::tools::{describe, free_port, run, run_unchecked, Tools};
 
 /// Media type of an OCI image manifest.
@@ -139,6 +140,8 @@ pub struct Registry {
     child: Option<Child>,
     dir: TempDir,
     pub(crate) tools: Tools,
+    /// Held while the registry lives: a test with a registry loads the machine.
+    _machine: Shared,
 }
 
 /// The program behind a [`Registry`].
@@ -199,6 +202,7 @@ impl Registry {
     }
 
     fn start_inner(backend: Backend) -> Registry {
+        let machine = machine::shared();
         let tools = Tools::get();
         let dir = tempfile::Builder::new().prefix("trustgate-registry-").tempdir().expect("create registry temp dir");
         let storage = dir.path().join("storage");
@@ -237,7 +241,9 @@ impl Registry {
             };
             let ready_status = if htpasswd { 401 } else { 200 };
             match wait_until_ready(&mut child, &addr, &instance, ready_status) {
-                Ok(()) => return Registry { addr, credentials, backend, child: Some(child), dir, tools },
+                Ok(()) => {
+                    return Registry { addr, credentials, backend, child: Some(child), dir, tools, _machine: machine }
+                }
                 Err(reason) => {
                     let _ = child.kill();
                     let _ = child.wait();
