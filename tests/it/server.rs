@@ -2,8 +2,6 @@
 //! HTTP/1.1, post-quantum key exchange), certificate rotation without dropping the listener,
 //! graceful shutdown, and admission of real cosign-signed images from the real registry.
 
-mod common;
-
 use std::net::SocketAddr;
 use std::path::Path;
 use std::sync::Arc;
@@ -18,11 +16,12 @@ use trustgate::evidence::RegistryConfig;
 use trustgate::server::tls::{self_signed, SelfSigned};
 use trustgate::server::{AppState, Bound, CertSource, Settings};
 
-use common::{KeyPair, KeyType, Registry};
+use crate::common::cosign::{KeyPair, KeyType};
+use crate::common::registry::Registry;
 
 fn state(policies: &str, insecure: Vec<String>) -> AppState {
     let registry = RegistryConfig { insecure, timeout: Duration::from_secs(3), ..Default::default() };
-    common::app_state(policies, registry, Settings::default())
+    crate::common::webhook::app_state(policies, registry, Settings::default())
 }
 
 /// A running server and the means to stop it.

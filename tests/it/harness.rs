@@ -1,21 +1,27 @@
-//! Smoke test of the real-component harness in `tests/common`: a real registry, real images,
+//! Smoke test of the real-component harness in [`crate::common`]: a real registry, real images,
 //! real cosign signatures in the classic format, checked by hand with `cosign verify`; sigstore
 //! bundles through the referrers API and its tag fallback; and keyless-style signing with a
 //! local CA standing in for Fulcio.
-
-mod common;
 
 use std::collections::BTreeSet;
 use std::path::{Path, PathBuf};
 use std::time::Instant;
 
-use common::{
-    bundle_certificates, bundle_statement, copy_signature, tamper_signature_payload, write_policy, x509_text,
-    IssuerExtensions, KeyPair, KeyType, LeafSpec, LocalCa, Registry, CERTIFICATE_ANNOTATION, CHAIN_ANNOTATION,
-    CI_EMAIL, COSIGN_SIGN_PREDICATE_TYPE, DSSE_ENVELOPE_MEDIA_TYPE, OCI_EMPTY_MEDIA_TYPE, OCI_MANIFEST_MEDIA_TYPE,
-    SIGNATURE_ANNOTATION, SIGSTORE_BUNDLE_V03_MEDIA_TYPE, SIMPLE_SIGNING_MEDIA_TYPE, TEST_OIDC_ISSUER,
-    TRUSTED_ROOT_MEDIA_TYPE, WORKFLOW_IDENTITY,
+use crate::common::bundles::{
+    bundle_certificates, bundle_statement, BUNDLE_PREDICATE_TYPE_ANNOTATION, COSIGN_SIGN_PREDICATE_TYPE,
+    OCI_EMPTY_MEDIA_TYPE, OCI_INDEX_MEDIA_TYPE, SIGSTORE_BUNDLE_V03_MEDIA_TYPE,
 };
+use crate::common::cosign::{
+    copy_signature, tamper_signature_payload, KeyPair, KeyType, DSSE_ENVELOPE_MEDIA_TYPE, SIGNATURE_ANNOTATION,
+    SIMPLE_SIGNING_MEDIA_TYPE,
+};
+use crate::common::keyless::{
+    x509_text, IssuerExtensions, LeafSpec, LocalCa, CERTIFICATE_ANNOTATION, CHAIN_ANNOTATION, CI_EMAIL,
+    OIDC_ISSUER_V1_OID, OIDC_ISSUER_V2_OID, TEST_OIDC_ISSUER, TRUSTED_ROOT_MEDIA_TYPE, WORKFLOW_IDENTITY,
+};
+use crate::common::registry::{http, PushedImage, Registry, OCI_MANIFEST_MEDIA_TYPE};
+use crate::common::tools::Tools;
+use crate::common::workspace::write_policy;
 
 /// Every key type signs in the classic format; `cosign verify` accepts the right key and
 /// rejects the wrong one.
@@ -145,7 +151,7 @@ const SLSA_V1: &str = "https://slsa.dev/provenance/v1";
 fn predicate_types(descriptors: &[serde_json::Value]) -> BTreeSet<String> {
     descriptors
         .iter()
-        .map(|d| d["annotations"][common::BUNDLE_PREDICATE_TYPE_ANNOTATION].as_str().unwrap_or_default().to_string())
+        .map(|d| d["annotations"][BUNDLE_PREDICATE_TYPE_ANNOTATION].as_str().unwrap_or_default().to_string())
         .collect()
 }
 
@@ -160,7 +166,7 @@ fn key_hint(public_key_pem: &str) -> String {
 
 /// Signature and attestation bundles checked for one image: a DSSE statement each, about the
 /// image, with the expected predicate types and the key's hint.
-fn assert_key_bundles(registry: &Registry, image: &common::PushedImage, key: &KeyPair) {
+fn assert_key_bundles(registry: &Registry, image: &PushedImage, key: &KeyPair) {
     let bundles = registry.bundles(image);
     assert_eq!(bundles.len(), 2, "{bundles:?}");
     let mut types = BTreeSet::new();
@@ -193,7 +199,7 @@ fn key_bundles_attach_through_the_referrers_api() {
     key.attest_bundle_on(&registry, &image.digest_ref, "slsaprovenance1", &provenance());
 
     let index = registry.referrers(&image.repo, &image.digest);
-    assert_eq!(index["mediaType"], common::OCI_INDEX_MEDIA_TYPE);
+    assert_eq!(index["mediaType"], OCI_INDEX_MEDIA_TYPE);
     let descriptors = index["manifests"].as_array().unwrap();
     assert_eq!(descriptors.len(), 2, "{index}");
     for d in descriptors {
@@ -231,8 +237,7 @@ fn referrers_registry_pages_and_raw_answers() {
     assert_eq!(all.len(), 2);
     assert_eq!(all[0], first.json()["manifests"][0]);
     assert_eq!(predicate_types(&all), BTreeSet::from([COSIGN_SIGN_PREDICATE_TYPE.into(), SLSA_V1.into()]));
-    let last =
-        common::http("GET", &format!("{}/v2/{}/referrers/{}?page=1", paged.url(), image.repo, image.digest), &[], None);
+    let last = http("GET", &format!("{}/v2/{}/referrers/{}?page=1", paged.url(), image.repo, image.digest), &[], None);
     assert_eq!(last.status, 200);
     assert!(last.header("link").is_none(), "no Link on the last page");
     assert_eq!(paged.bundles(&image).len(), 2);
@@ -262,7 +267,7 @@ fn key_bundles_fall_back_to_the_digest_tag_without_referrers_api() {
 
     assert_eq!(registry.referrers_response(&image.repo, &image.digest).status, 404);
     let index = registry.fallback_index(&image).expect("fallback index");
-    assert_eq!(index["mediaType"], common::OCI_INDEX_MEDIA_TYPE);
+    assert_eq!(index["mediaType"], OCI_INDEX_MEDIA_TYPE);
     let descriptors = index["manifests"].as_array().unwrap();
     assert_eq!(descriptors.len(), 2, "{index}");
     for d in descriptors {
@@ -300,7 +305,7 @@ fn local_ca_issues_fulcio_like_leaves() {
     let text = x509_text(&email.leaf_der);
     assert!(text.contains(&format!("email:{CI_EMAIL}")), "{text}");
     assert!(text.contains("Code Signing"), "{text}");
-    assert!(text.contains(common::OIDC_ISSUER_V2_OID) && text.contains(common::OIDC_ISSUER_V1_OID), "{text}");
+    assert!(text.contains(OIDC_ISSUER_V2_OID) && text.contains(OIDC_ISSUER_V1_OID), "{text}");
     assert!(text.contains(TEST_OIDC_ISSUER), "{text}");
     assert!(text.contains("ASN1 OID: prime256v1"), "{text}");
     assert!(text.contains("Subject: \n") || text.contains("Subject:\n"), "empty subject: {text}");
@@ -310,7 +315,7 @@ fn local_ca_issues_fulcio_like_leaves() {
     // The leaf chains to the CA.
     let chain = std::fs::read_to_string(&email.chain).unwrap();
     assert_eq!(chain, ca.cert_pem());
-    let tools = common::Tools::get();
+    let tools = Tools::get();
     let verified = std::process::Command::new(&tools.openssl)
         .args(["verify", "-purpose", "any", "-CAfile"])
         .arg(&email.chain)
@@ -326,7 +331,7 @@ fn local_ca_issues_fulcio_like_leaves() {
     });
     let text = x509_text(&workflow.leaf_der);
     assert!(text.contains(&format!("URI:{WORKFLOW_IDENTITY}")), "{text}");
-    assert!(text.contains(common::OIDC_ISSUER_V2_OID) && !text.contains(common::OIDC_ISSUER_V1_OID), "{text}");
+    assert!(text.contains(OIDC_ISSUER_V2_OID) && !text.contains(OIDC_ISSUER_V1_OID), "{text}");
     assert!(!text.contains("Code Signing"), "{text}");
     assert!(text.contains("Not After : Jan  1 00:00:00 2022 GMT"), "{text}");
     assert_eq!(workflow.spec.identity(), WORKFLOW_IDENTITY);
@@ -396,7 +401,7 @@ fn cert_signer_bundles_carry_the_leaf() {
     assert_eq!(certs, vec![signer.leaf_der.clone()], "only the leaf, not the CA");
     let text = x509_text(&certs[0]);
     assert!(text.contains(&format!("email:{CI_EMAIL}")), "{text}");
-    assert!(text.contains(common::OIDC_ISSUER_V2_OID), "{text}");
+    assert!(text.contains(OIDC_ISSUER_V2_OID), "{text}");
     assert!(bundles[0]["verificationMaterial"].get("tlogEntries").is_none());
     assert_eq!(bundle_statement(&bundles[0])["predicateType"], COSIGN_SIGN_PREDICATE_TYPE);
     let err = ca.cosign_verify(&image.digest_ref, CI_EMAIL, TEST_OIDC_ISSUER).unwrap_err();

@@ -3,11 +3,9 @@
 //!
 //! The policies here need no registry (`requireDigest` and allow-lists), so these tests pin
 //! the wire handling, field paths and modes; the registry-backed cases live in
-//! `tests/registry.rs` and `tests/server.rs`.
+//! [`crate::registry`] and [`crate::server`].
 
 use std::time::Duration;
-
-mod common;
 
 use axum::body::Body;
 use axum::http::{Request, StatusCode};
@@ -44,7 +42,11 @@ spec:
 "#;
 
 fn state(settings: Settings) -> AppState {
-    common::app_state(POLICIES, RegistryConfig { timeout: Duration::from_secs(1), ..Default::default() }, settings)
+    crate::common::webhook::app_state(
+        POLICIES,
+        RegistryConfig { timeout: Duration::from_secs(1), ..Default::default() },
+        settings,
+    )
 }
 
 fn fixture(name: &str) -> Value {

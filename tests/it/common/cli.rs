@@ -1,4 +1,5 @@
-//! Running the trustgate binary from tests, and reading what it said.
+//! Running the trustgate binary from tests, and reading what it said (its exit code, and the
+//! JSON decision of `verify` and `evaluate`).
 
 use std::process::Command;
 use std::time::{Duration, Instant};
@@ -60,5 +61,46 @@ pub fn trustgate(args: &[&str]) -> Run {
         stdout: String::from_utf8_lossy(&out.stdout).into_owned(),
         stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
         took: started.elapsed(),
+    }
+}
+
+/// The only image of a `verify` decision.
+#[track_caller]
+pub fn only_image(decision: &Value) -> &Value {
+    let images = decision["images"].as_array().unwrap_or_else(|| panic!("no images: {decision:#}"));
+    assert_eq!(images.len(), 1, "{decision:#}");
+    &images[0]
+}
+
+/// The first finding of the first policy of the only image.
+#[track_caller]
+pub fn finding(decision: &Value) -> &Value {
+    &only_image(decision)["policies"][0]["findings"][0]
+}
+
+/// The lines of a list field of a decision (`denials`, `warnings`, `audits`).
+#[track_caller]
+pub fn lines<'a>(decision: &'a Value, field: &str) -> Vec<&'a str> {
+    decision[field]
+        .as_array()
+        .unwrap_or_else(|| panic!("no {field}: {decision:#}"))
+        .iter()
+        .map(|l| l.as_str().expect("a line is a string"))
+        .collect()
+}
+
+/// The only denial line of a decision.
+#[track_caller]
+pub fn only_denial(decision: &Value) -> &str {
+    let denials = lines(decision, "denials");
+    assert_eq!(denials.len(), 1, "{decision:#}");
+    denials[0]
+}
+
+/// Asserts that `text` contains each of `parts`.
+#[track_caller]
+pub fn assert_contains(text: &str, parts: &[&str]) {
+    for part in parts {
+        assert!(text.contains(part), "{part:?} missing from:\n{text}");
     }
 }

@@ -17,7 +17,9 @@
 use std::path::Path;
 use std::process::Command;
 
-use super::{envelope_statement, run, HttpResponse, KeyPair, PushedImage, Registry, KEY_PASSWORD};
+use super::cosign::{envelope_statement, KeyPair, KEY_PASSWORD};
+use super::registry::{HttpResponse, PushedImage, Registry};
+use super::tools::run;
 
 /// `artifactType` of cosign v3's bundle manifests, and the media type of their one layer.
 pub const SIGSTORE_BUNDLE_V03_MEDIA_TYPE: &str = "application/vnd.dev.sigstore.bundle.v0.3+json";

@@ -14,22 +14,23 @@
 //! here are generous (the behaviour before the fix missed them by seconds or hundreds of MiB),
 //! so that a loaded machine cannot make them flake.
 
-mod common;
-
 use std::io::Read as _;
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
+use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
-use common::{write_policy, KeyPair, KeyType, Registry, OCI_MANIFEST_MEDIA_TYPE};
+use crate::common::bundles::{OCI_EMPTY_MEDIA_TYPE, SIGSTORE_BUNDLE_V03_MEDIA_TYPE};
+use crate::common::cosign::{KeyPair, KeyType};
+use crate::common::machine;
+use crate::common::registry::{sha256_digest, Registry, OCI_MANIFEST_MEDIA_TYPE};
+use crate::common::tools::free_port;
+use crate::common::webhook::ServeProcess;
+use crate::common::workspace::write_policy;
 use serde_json::{json, Value};
-
-const BUNDLE_MEDIA_TYPE: &str = "application/vnd.dev.sigstore.bundle.v0.3+json";
-const EMPTY_MEDIA_TYPE: &str = "application/vnd.oci.empty.v1+json";
 
 /// `trustgate serve` on loopback with a self-signed certificate and file policies; killed on drop.
 struct Server {
-    child: Child,
+    process: ServeProcess,
     port: u16,
     dir: tempfile::TempDir,
 }
@@ -37,40 +38,22 @@ struct Server {
 impl Server {
     fn start(policies: &Path, extra: &[&str]) -> Server {
         let dir = tempfile::Builder::new().prefix("trustgate-flood-").tempdir().unwrap();
-        let (port, probe) = (free_port(), free_port());
-        let log = std::fs::File::create(dir.path().join("server.log")).unwrap();
-        let child = Command::new(env!("CARGO_BIN_EXE_trustgate"))
-            .args(["serve", "--self-signed", "--listen", &format!("127.0.0.1:{port}")])
-            .args(["--probe-listen", &format!("127.0.0.1:{probe}")])
-            .arg("--self-signed-ca")
-            .arg(dir.path().join("ca.pem"))
-            .arg("--policies")
-            .arg(policies)
-            .args(extra)
-            .stdout(log.try_clone().unwrap())
-            .stderr(log)
-            .spawn()
-            .unwrap();
-        let server = Server { child, port, dir };
-        let started = Instant::now();
-        while !Command::new("curl")
-            .args(["-sf", &format!("http://127.0.0.1:{probe}/readyz")])
-            .output()
-            .is_ok_and(|o| o.status.success())
-        {
-            assert!(started.elapsed() < Duration::from_secs(30), "not ready:\n{}", server.log());
-            std::thread::sleep(Duration::from_millis(50));
-        }
-        server
+        let port = free_port();
+        let listen = format!("127.0.0.1:{port}");
+        let (ca, policies) = (dir.path().join("ca.pem").display().to_string(), policies.display().to_string());
+        let args = ["--self-signed", "--listen", &listen, "--self-signed-ca", &ca, "--policies", &policies];
+        let args = [&args[..], extra].concat();
+        let process = ServeProcess::start(&args, &[], &dir.path().join("server.log"));
+        Server { process, port, dir }
     }
 
     fn log(&self) -> String {
-        std::fs::read_to_string(self.dir.path().join("server.log")).unwrap_or_default()
+        self.process.log()
     }
 
     /// The peak resident memory of the server process so far, in MiB.
     fn peak_mib(&self) -> f64 {
-        let status = std::fs::read_to_string(format!("/proc/{}/status", self.child.id())).unwrap();
+        let status = std::fs::read_to_string(format!("/proc/{}/status", self.process.pid())).unwrap();
         let kib: f64 = status
             .lines()
             .find_map(|l| l.strip_prefix("VmHWM:"))
@@ -99,17 +82,6 @@ impl Server {
             .unwrap_or_else(|e| panic!("not JSON ({e}): {}", String::from_utf8_lossy(&out.stdout)));
         (answer["response"].clone(), elapsed)
     }
-}
-
-impl Drop for Server {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
 }
 
 /// A Pod AdmissionReview running `images`, one container each.
@@ -145,12 +117,12 @@ fn pod_review(uid: &str, images: &[String]) -> Value {
 fn key_policy(dir: &Path, registry: &str, key: &KeyPair) -> PathBuf {
     let policies = dir.join("policies");
     std::fs::create_dir_all(&policies).unwrap();
-    let pem = key.public_key_pem.trim().replace('\n', "\n            ");
     write_policy(
         &policies,
         "release",
         &format!(
-            "apiVersion: trustgate.dev/v1alpha1\nkind: ClusterImagePolicy\nmetadata:\n  name: release\nspec:\n  images:\n    - glob: \"{registry}/**\"\n  signatures:\n    authorities:\n      - name: release-key\n        key:\n          publicKey: |\n            {pem}\n"
+            "apiVersion: trustgate.dev/v1alpha1\nkind: ClusterImagePolicy\nmetadata:\n  name: release\nspec:\n  images:\n    - glob: \"{registry}/**\"\n  signatures:\n    authorities:\n{}",
+            key.authority_yaml("release-key")
         ),
     );
     policies
@@ -170,23 +142,21 @@ fn push_fake_bundle(registry: &Registry, repo: &str, subject: &str, bytes: &[u8]
     let manifest = json!({
         "schemaVersion": 2,
         "mediaType": OCI_MANIFEST_MEDIA_TYPE,
-        "artifactType": BUNDLE_MEDIA_TYPE,
-        "config": {"mediaType": EMPTY_MEDIA_TYPE, "digest": config, "size": 2},
-        "layers": [{"mediaType": BUNDLE_MEDIA_TYPE, "digest": layer, "size": bytes.len()}],
+        "artifactType": SIGSTORE_BUNDLE_V03_MEDIA_TYPE,
+        "config": {"mediaType": OCI_EMPTY_MEDIA_TYPE, "digest": config, "size": 2},
+        "layers": [{"mediaType": SIGSTORE_BUNDLE_V03_MEDIA_TYPE, "digest": layer, "size": bytes.len()}],
         "subject": {"mediaType": OCI_MANIFEST_MEDIA_TYPE, "digest": subject, "size": 1},
     });
-    let digest = common::sha256_digest(&serde_json::to_vec(&manifest).unwrap());
+    let digest = sha256_digest(&serde_json::to_vec(&manifest).unwrap());
     registry.put_manifest(repo, &digest, &manifest);
 }
-
-/// The two floods measure time and memory of one server process each; they run one at a time.
-static ONE_AT_A_TIME: std::sync::Mutex<()> = std::sync::Mutex::new(());
 
 /// Issue 9, case 5: before the per-review and per-process budgets, this Pod took the server to
 /// 331-347 MiB resident before it was denied.
 #[test]
 fn a_pod_of_huge_referrers_stays_within_the_memory_budget() {
-    let _alone = ONE_AT_A_TIME.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+    // The floods measure time and memory of one server process: nothing else may run meanwhile.
+    let _alone = machine::alone();
     let registry = Registry::start_referrers();
     let key = KeyPair::generate(KeyType::P256);
     let scratch = tempfile::tempdir().unwrap();
@@ -221,7 +191,8 @@ fn a_pod_of_huge_referrers_stays_within_the_memory_budget() {
 /// server reached 252 MiB.
 #[test]
 fn a_flood_of_images_on_a_dead_registry_is_answered_in_time_and_cached_reviews_stay_fast() {
-    let _alone = ONE_AT_A_TIME.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+    // The floods measure time and memory of one server process: nothing else may run meanwhile.
+    let _alone = machine::alone();
     // Listening, never accepting: once its backlog is full, connections hang.
     let dead = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
     let dead_addr = dead.local_addr().unwrap().to_string();

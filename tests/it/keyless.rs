@@ -8,78 +8,27 @@
 //! standing in for Fulcio (`cosign sign --key leaf.key --certificate leaf.pem
 //! --certificate-chain ca.pem`), with `--new-bundle-format` on and off. Nothing is logged
 //! (`--tlog-upload=false`): there is no transparency log on this machine, so the log-verified
-//! path is proved against real public-good bundles in `tests/conformance.rs`.
+//! path is proved against real public-good bundles in [`crate::conformance`].
 
-mod common;
-
-use std::path::{Path, PathBuf};
-
-use common::cli::{trustgate, Run, ADMITTED, DENIED};
-use common::{
-    write_policy, CertSigner, KeyPair, KeyType, LeafSpec, LocalCa, PushedImage, Registry, TEST_OIDC_ISSUER,
-    WORKFLOW_IDENTITY,
-};
 use serde_json::{json, Value};
-use tempfile::TempDir;
+
+use crate::common::bundles::bundle_statement;
+use crate::common::cli::{assert_contains, Run, ADMITTED, DENIED};
+use crate::common::cosign::{KeyPair, KeyType};
+use crate::common::keyless::{CertSigner, LeafSpec, LocalCa, TEST_OIDC_ISSUER, WORKFLOW_IDENTITY};
+use crate::common::registry::Registry;
+use crate::common::workspace::{fixture, fixture_json, Workspace};
 
 const SUBJECT_REGEXP: &str = r"https://github\.com/acme/.+@refs/heads/main";
 
-/// A scratch directory with `policies/` in it.
-struct Dir(TempDir);
-
-impl Dir {
-    fn new() -> Dir {
-        let dir = tempfile::Builder::new().prefix("trustgate-keyless-").tempdir().expect("temp dir");
-        std::fs::create_dir(dir.path().join("policies")).expect("policies dir");
-        Dir(dir)
-    }
-
-    fn policies(&self) -> PathBuf {
-        self.0.path().join("policies")
-    }
-
-    /// Writes the only policy: everything on `addr`, `authorities` (YAML list items at six
-    /// spaces), threshold 1, and optional attestations (YAML at two spaces).
-    fn policy(&self, addr: &str, authorities: &str, attestations: &str) {
-        let yaml = format!(
-            "apiVersion: trustgate.dev/v1alpha1\nkind: ClusterImagePolicy\nmetadata:\n  name: release\nspec:\n  images:\n    - glob: \"{addr}/**\"\n  signatures:\n    authorities:\n{authorities}{attestations}"
-        );
-        write_policy(&self.policies(), "release", &yaml);
-    }
-
-    fn file(&self, name: &str, text: &str) -> PathBuf {
-        let path = self.0.path().join(name);
-        std::fs::write(&path, text).expect("write file");
-        path
-    }
-
-    /// `trustgate verify IMAGE --output json` (plus `extra` flags).
-    fn verify(&self, registry: &Registry, image: &PushedImage, extra: &[&str]) -> Run {
-        let policies = self.policies().display().to_string();
-        let mut args = vec![
-            "verify",
-            &image.digest_ref,
-            "--policies",
-            &policies,
-            "--insecure-registry",
-            &registry.addr,
-            "--output",
-            "json",
-        ];
-        args.extend_from_slice(extra);
-        let run = trustgate(&args);
-        eprintln!("  verify {} -> {:?} in {:?}", image.tag, run.code, run.took);
-        run
-    }
-}
-
-/// A key authority named `name`.
-fn key_authority(name: &str, key: &KeyPair) -> String {
-    let mut yaml = format!("      - name: {name}\n        key:\n          publicKey: |\n");
-    for line in key.public_key_pem.lines() {
-        yaml.push_str(&format!("            {line}\n"));
-    }
-    yaml
+/// Writes the workspace's only policy: everything on its registry, `authorities` (YAML list
+/// items at six spaces), threshold 1, and optional attestations (YAML at two spaces).
+fn policy(w: &Workspace, authorities: &str, attestations: &str) {
+    let yaml = format!(
+        "apiVersion: trustgate.dev/v1alpha1\nkind: ClusterImagePolicy\nmetadata:\n  name: release\nspec:\n  images:\n    - glob: \"{}/**\"\n  signatures:\n    authorities:\n{authorities}{attestations}",
+        w.addr()
+    );
+    w.policy("release", &yaml);
 }
 
 /// A keyless authority `ci`: one identity (`issuer`/`issuerRegExp` and `subject`/`subjectRegExp`
@@ -114,13 +63,6 @@ fn only_finding(run: &Run) -> Value {
     findings[0].clone()
 }
 
-#[track_caller]
-fn assert_contains(text: &str, parts: &[&str]) {
-    for part in parts {
-        assert!(text.contains(part), "{part:?} missing from:\n{text}");
-    }
-}
-
 fn registries() -> [(&'static str, Registry); 2] {
     [("referrers API", Registry::start_referrers()), ("fallback tag", Registry::start())]
 }
@@ -131,20 +73,21 @@ fn key_signed_bundles_are_found_through_the_referrers_api_and_the_fallback_tag()
     let other = KeyPair::generate(KeyType::P256);
     for (kind, registry) in registries() {
         eprintln!("{kind}");
-        let dir = Dir::new();
-        dir.policy(&registry.addr, &key_authority("release", &release), "");
+        let w = Workspace::with(registry);
+        let registry = w.registry();
+        policy(&w, &release.authority_yaml("release"), "");
         let signed = registry.push_image("apps/signed", "v1");
-        release.sign_bundle_on(&registry, &signed.digest_ref);
-        dir.verify(&registry, &signed, &[]).expect_exit(ADMITTED);
+        release.sign_bundle_on(registry, &signed.digest_ref);
+        w.verify(&signed.digest_ref, &[]).expect_exit(ADMITTED);
 
         let unsigned = registry.push_image("apps/unsigned", "v1");
-        let run = dir.verify(&registry, &unsigned, &[]);
+        let run = w.verify(&unsigned.digest_ref, &[]);
         run.expect_exit(DENIED);
         assert_eq!(only_finding(&run)["kind"], "not-signed", "{kind}");
 
         let wrong = registry.push_image("apps/wrong", "v1");
-        other.sign_bundle_on(&registry, &wrong.digest_ref);
-        let run = dir.verify(&registry, &wrong, &[]);
+        other.sign_bundle_on(registry, &wrong.digest_ref);
+        let run = w.verify(&wrong.digest_ref, &[]);
         run.expect_exit(DENIED);
         assert_eq!(only_finding(&run)["kind"], "untrusted-signature", "{kind}");
     }
@@ -154,13 +97,14 @@ fn key_signed_bundles_are_found_through_the_referrers_api_and_the_fallback_tag()
 fn every_page_of_referrers_is_read() {
     // One descriptor per page, in push order (the test registry's ordering): two other keys'
     // bundles first, so the release key's is on the third page.
-    let registry = Registry::start_referrers_paged(1);
+    let w = Workspace::with(Registry::start_referrers_paged(1));
+    let registry = w.registry();
     let release = KeyPair::generate(KeyType::P256);
     let image = registry.push_image("apps/paged", "v1");
     for _ in 0..2 {
-        KeyPair::generate(KeyType::P256).sign_bundle_on(&registry, &image.digest_ref);
+        KeyPair::generate(KeyType::P256).sign_bundle_on(registry, &image.digest_ref);
     }
-    release.sign_bundle_on(&registry, &image.digest_ref);
+    release.sign_bundle_on(registry, &image.digest_ref);
     let pages = registry.referrers_all(&image.repo, &image.digest);
     assert_eq!(pages.len(), 3, "three bundles, one per page: {pages:?}");
     let last = pages[2]["digest"].as_str().unwrap();
@@ -172,37 +116,33 @@ fn every_page_of_referrers_is_read() {
     }
     let response = registry.referrers_response(&image.repo, &image.digest);
     assert!(response.header("link").is_some(), "the registry pages its answer");
-    let dir = Dir::new();
-    dir.policy(&registry.addr, &key_authority("release", &release), "");
-    dir.verify(&registry, &image, &[]).expect_exit(ADMITTED);
+    policy(&w, &release.authority_yaml("release"), "");
+    w.verify(&image.digest_ref, &[]).expect_exit(ADMITTED);
 }
 
 #[test]
 fn bundle_attestations_get_the_provenance_checks() {
     let release = KeyPair::generate(KeyType::P256);
-    let provenance: Value = serde_json::from_str(
-        &std::fs::read_to_string(Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/slsa/provenance-v1.json"))
-            .expect("fixture"),
-    )
-    .expect("fixture is JSON");
+    let provenance = fixture_json("slsa/provenance-v1.json");
     let attestations = "  attestations:\n    - name: provenance\n      predicateType: slsaprovenance1\n      authorities: [release]\n      slsa:\n        builderIds: [\"https://github.com/actions/runner\"]\n        sourceRepositories: [\"https://github.com/acme/*\"]\n";
     for (kind, registry) in registries() {
         eprintln!("{kind}");
-        let dir = Dir::new();
-        dir.policy(&registry.addr, &key_authority("release", &release), attestations);
+        let w = Workspace::with(registry);
+        let registry = w.registry();
+        policy(&w, &release.authority_yaml("release"), attestations);
         let good = registry.push_image("apps/good", "v1");
-        release.sign_bundle_on(&registry, &good.digest_ref);
-        let predicate = dir.file("good.json", &provenance.to_string());
-        release.attest_bundle_on(&registry, &good.digest_ref, "slsaprovenance1", &predicate);
-        dir.verify(&registry, &good, &[]).expect_exit(ADMITTED);
+        release.sign_bundle_on(registry, &good.digest_ref);
+        let predicate = w.file("good.json", provenance.to_string());
+        release.attest_bundle_on(registry, &good.digest_ref, "slsaprovenance1", &predicate);
+        w.verify(&good.digest_ref, &[]).expect_exit(ADMITTED);
 
         let mut evil = provenance.clone();
         evil["runDetails"]["builder"]["id"] = json!("https://evil.example/builder");
-        let predicate = dir.file("evil.json", &evil.to_string());
+        let predicate = w.file("evil.json", evil.to_string());
         let bad = registry.push_image("apps/bad", "v1");
-        release.sign_bundle_on(&registry, &bad.digest_ref);
-        release.attest_bundle_on(&registry, &bad.digest_ref, "slsaprovenance1", &predicate);
-        let run = dir.verify(&registry, &bad, &[]);
+        release.sign_bundle_on(registry, &bad.digest_ref);
+        release.attest_bundle_on(registry, &bad.digest_ref, "slsaprovenance1", &predicate);
+        let run = w.verify(&bad.digest_ref, &[]);
         run.expect_exit(DENIED);
         let finding = only_finding(&run);
         assert_eq!(finding["kind"], "attestation-failed", "{kind}");
@@ -210,8 +150,8 @@ fn bundle_attestations_get_the_provenance_checks() {
 
         // Signed, with no attestation: the attestation is missing, the signature bundle is not one.
         let bare = registry.push_image("apps/bare", "v1");
-        release.sign_bundle_on(&registry, &bare.digest_ref);
-        let run = dir.verify(&registry, &bare, &[]);
+        release.sign_bundle_on(registry, &bare.digest_ref);
+        let run = w.verify(&bare.digest_ref, &[]);
         run.expect_exit(DENIED);
         assert_eq!(only_finding(&run)["kind"], "attestation-missing", "{kind}");
     }
@@ -221,18 +161,18 @@ fn bundle_attestations_get_the_provenance_checks() {
 /// manifest's subject says which) and an altered bundle are never trusted.
 #[test]
 fn copied_and_altered_referrers_are_not_trusted() {
-    let registry = Registry::start();
+    let w = Workspace::with(Registry::start());
+    let registry = w.registry();
     let release = KeyPair::generate(KeyType::P256);
-    let dir = Dir::new();
-    dir.policy(&registry.addr, &key_authority("release", &release), "");
+    policy(&w, &release.authority_yaml("release"), "");
     let signed = registry.push_image("apps/a", "v1");
-    release.sign_bundle_on(&registry, &signed.digest_ref);
+    release.sign_bundle_on(registry, &signed.digest_ref);
     let index = registry.fallback_index(&signed).expect("cosign wrote the fallback tag");
 
     // The same index (pointing at the genuine bundle for `signed`) under another image's tag.
     let target = registry.push_image("apps/a", "v2");
     registry.put_manifest(&target.repo, &target.fallback_tag(), &index);
-    let run = dir.verify(&registry, &target, &[]);
+    let run = w.verify(&target.digest_ref, &[]);
     run.expect_exit(DENIED);
     assert_eq!(only_finding(&run)["kind"], "not-signed");
 
@@ -241,7 +181,7 @@ fn copied_and_altered_referrers_are_not_trusted() {
     let descriptor = &index["manifests"][0];
     let manifest = registry.manifest(&signed.repo, descriptor["digest"].as_str().unwrap()).unwrap();
     let mut bundle = registry.bundle(&signed.repo, descriptor["digest"].as_str().unwrap());
-    let statement = common::bundle_statement(&bundle);
+    let statement = bundle_statement(&bundle);
     let mut edited = statement.clone();
     edited["subject"][0]["digest"]["sha256"] = json!(target.digest.trim_start_matches("sha256:"));
     use base64::Engine as _;
@@ -258,7 +198,7 @@ fn copied_and_altered_referrers_are_not_trusted() {
     forged_index["manifests"][0]["digest"] = json!(forged_digest);
     forged_index["manifests"][0]["size"] = json!(serde_json::to_vec(&forged).unwrap().len());
     registry.put_manifest(&target.repo, &target.fallback_tag(), &forged_index);
-    let run = dir.verify(&registry, &target, &[]);
+    let run = w.verify(&target.digest_ref, &[]);
     run.expect_exit(DENIED);
     assert_eq!(only_finding(&run)["kind"], "untrusted-signature");
 }
@@ -271,20 +211,21 @@ fn keyless_signatures_from_a_private_ca() {
     let signer = ca.issue(&LeafSpec::uri(WORKFLOW_IDENTITY));
     let identity = exact_identity(WORKFLOW_IDENTITY, TEST_OIDC_ISSUER);
     for (kind, registry) in registries() {
+        let w = Workspace::with(registry);
+        let registry = w.registry();
         for new_bundle in [true, false] {
             eprintln!("{kind}, new bundle format {new_bundle}");
-            let dir = Dir::new();
             let image = registry.push_image("apps/keyless", &format!("v{}", u8::from(new_bundle)));
-            signer.sign_on(&registry, &image.digest_ref, new_bundle);
+            signer.sign_on(registry, &image.digest_ref, new_bundle);
 
-            dir.policy(&registry.addr, &keyless_authority(&identity, Some(&ca), "skip"), "");
-            dir.verify(&registry, &image, &[]).expect_exit(ADMITTED);
-            dir.policy(&registry.addr, &keyless_authority(&regexp_identity(SUBJECT_REGEXP), Some(&ca), "skip"), "");
-            dir.verify(&registry, &image, &[]).expect_exit(ADMITTED);
+            policy(&w, &keyless_authority(&identity, Some(&ca), "skip"), "");
+            w.verify(&image.digest_ref, &[]).expect_exit(ADMITTED);
+            policy(&w, &keyless_authority(&regexp_identity(SUBJECT_REGEXP), Some(&ca), "skip"), "");
+            w.verify(&image.digest_ref, &[]).expect_exit(ADMITTED);
 
             let refused = |authority: String, words: &[&str]| {
-                dir.policy(&registry.addr, &authority, "");
-                let run = dir.verify(&registry, &image, &[]);
+                policy(&w, &authority, "");
+                let run = w.verify(&image.digest_ref, &[]);
                 run.expect_exit(DENIED);
                 let finding = only_finding(&run);
                 assert_eq!(finding["kind"], "untrusted-signature", "{kind} {new_bundle}: {finding:#}");
@@ -322,23 +263,23 @@ fn keyless_signatures_from_a_private_ca() {
 
 #[test]
 fn expired_certificates_and_key_signatures_are_not_keyless_evidence() {
-    let registry = Registry::start();
+    let w = Workspace::with(Registry::start());
+    let registry = w.registry();
     let ca = LocalCa::generate("trustgate test fulcio");
     let identity = exact_identity(WORKFLOW_IDENTITY, TEST_OIDC_ISSUER);
-    let dir = Dir::new();
-    dir.policy(&registry.addr, &keyless_authority(&identity, Some(&ca), "skip"), "");
+    policy(&w, &keyless_authority(&identity, Some(&ca), "skip"), "");
 
     let expired: CertSigner = ca.issue(&LeafSpec::uri(WORKFLOW_IDENTITY).expired());
     let image = registry.push_image("apps/expired", "v1");
-    expired.sign_on(&registry, &image.digest_ref, false);
-    let run = dir.verify(&registry, &image, &[]);
+    expired.sign_on(registry, &image.digest_ref, false);
+    let run = w.verify(&image.digest_ref, &[]);
     run.expect_exit(DENIED);
     assert_contains(&only_finding(&run)["message"].to_string(), &["has expired"]);
 
     let key = KeyPair::generate(KeyType::P256);
     let image = registry.push_image("apps/key-signed", "v1");
-    key.sign_bundle_on(&registry, &image.digest_ref);
-    let run = dir.verify(&registry, &image, &[]);
+    key.sign_bundle_on(registry, &image.digest_ref);
+    let run = w.verify(&image.digest_ref, &[]);
     run.expect_exit(DENIED);
     assert_eq!(only_finding(&run)["kind"], "untrusted-signature");
 }
@@ -347,36 +288,32 @@ fn expired_certificates_and_key_signatures_are_not_keyless_evidence() {
 /// public-good root applies, which did not issue the local CA's certificates.
 #[test]
 fn the_trust_root_flag_and_keyless_attestations() {
-    let registry = Registry::start_referrers();
+    let w = Workspace::with(Registry::start_referrers());
+    let registry = w.registry();
     let ca = LocalCa::generate("trustgate test fulcio");
     let signer = ca.issue(&LeafSpec::uri(WORKFLOW_IDENTITY));
-    let dir = Dir::new();
-    let root = dir.file("trusted_root.json", &ca.trusted_root_json());
+    let root = w.file("trusted_root.json", ca.trusted_root_json());
     let attestations = "  attestations:\n    - name: provenance\n      predicateType: https://slsa.dev/provenance/v1\n      authorities: [ci]\n      slsa:\n        builderIds: [\"https://github.com/actions/runner\"]\n";
-    dir.policy(
-        &registry.addr,
-        &keyless_authority(&exact_identity(WORKFLOW_IDENTITY, TEST_OIDC_ISSUER), None, "skip"),
-        attestations,
-    );
+    policy(&w, &keyless_authority(&exact_identity(WORKFLOW_IDENTITY, TEST_OIDC_ISSUER), None, "skip"), attestations);
     let image = registry.push_image("apps/attested", "v1");
-    signer.sign_on(&registry, &image.digest_ref, true);
-    let predicate = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/slsa/provenance-v1.json");
-    signer.attest_on(&registry, &image.digest_ref, "slsaprovenance1", &predicate, true);
+    signer.sign_on(registry, &image.digest_ref, true);
+    let predicate = fixture("slsa/provenance-v1.json");
+    signer.attest_on(registry, &image.digest_ref, "slsaprovenance1", &predicate, true);
 
-    dir.verify(&registry, &image, &["--trust-root", &root.display().to_string()]).expect_exit(ADMITTED);
-    let run = dir.verify(&registry, &image, &[]);
+    w.verify(&image.digest_ref, &["--trust-root", &root.display().to_string()]).expect_exit(ADMITTED);
+    let run = w.verify(&image.digest_ref, &[]);
     run.expect_exit(DENIED);
     assert_contains(&run.stdout, &["the Sigstore public-good root"]);
 
     // The classic format: a `.sig` and an `.att` carrying the certificate in annotations.
     let classic = registry.push_image("apps/attested-classic", "v1");
-    signer.sign_on(&registry, &classic.digest_ref, false);
-    signer.attest_on(&registry, &classic.digest_ref, "slsaprovenance1", &predicate, false);
-    dir.verify(&registry, &classic, &["--trust-root", &root.display().to_string()]).expect_exit(ADMITTED);
+    signer.sign_on(registry, &classic.digest_ref, false);
+    signer.attest_on(registry, &classic.digest_ref, "slsaprovenance1", &predicate, false);
+    w.verify(&classic.digest_ref, &["--trust-root", &root.display().to_string()]).expect_exit(ADMITTED);
     // Signed but not attested by the identity: the attestation is missing.
     let unattested = registry.push_image("apps/unattested", "v1");
-    signer.sign_on(&registry, &unattested.digest_ref, false);
-    let run = dir.verify(&registry, &unattested, &["--trust-root", &root.display().to_string()]);
+    signer.sign_on(registry, &unattested.digest_ref, false);
+    let run = w.verify(&unattested.digest_ref, &["--trust-root", &root.display().to_string()]);
     run.expect_exit(DENIED);
     assert_eq!(only_finding(&run)["kind"], "attestation-missing");
 }

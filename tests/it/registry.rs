@@ -1,89 +1,22 @@
 //! The real `trustgate` binary against a real registry and real cosign signatures.
 //!
 //! Every test starts its own registry (distribution 2.8 on a loopback port, see
-//! `tests/common`), pushes tiny images with umoci + skopeo, signs them with the real cosign CLI
+//! [`crate::common`]), pushes tiny images with umoci + skopeo, signs them with the real cosign CLI
 //! in the classic offline format, writes `ClusterImagePolicy` files into a temporary directory,
 //! and runs `trustgate verify` / `trustgate evaluate` as a developer would in CI, asserting what
 //! the developer sees: the exit code (0 admitted, 1 denied, 2 could not evaluate), the JSON
 //! decision, the finding kind, and the parts of the message that tell them what to do.
 
-mod common;
-
-use std::path::PathBuf;
 use std::time::Instant;
 
-use common::cli::{trustgate, Run, ADMITTED, COULD_NOT_EVALUATE, DENIED};
-use common::{copy_signature, tamper_signature_payload, write_policy, KeyPair, KeyType, PushedImage, Registry};
 use serde_json::Value;
-use tempfile::TempDir;
 
-/// A registry and a directory of policies for it.
-struct Setup {
-    registry: Registry,
-    dir: TempDir,
-}
-
-impl Setup {
-    fn new() -> Setup {
-        Setup::with(Registry::start())
-    }
-
-    fn with(registry: Registry) -> Setup {
-        let dir = tempfile::Builder::new().prefix("trustgate-cli-").tempdir().expect("temp dir");
-        std::fs::create_dir(dir.path().join("policies")).expect("policies dir");
-        Setup { registry, dir }
-    }
-
-    /// `127.0.0.1:PORT`.
-    fn addr(&self) -> &str {
-        &self.registry.addr
-    }
-
-    /// Writes a policy file into the policy directory.
-    fn policy(&self, name: &str, yaml: &str) {
-        write_policy(&self.dir.path().join("policies"), name, yaml);
-    }
-
-    fn policies(&self) -> String {
-        self.dir.path().join("policies").display().to_string()
-    }
-
-    /// Pushes an image and signs it with each of `keys`.
-    fn signed(&self, repo: &str, tag: &str, keys: &[&KeyPair]) -> PushedImage {
-        let image = self.registry.push_image(repo, tag);
-        for key in keys {
-            key.sign_on(&self.registry, &image.digest_ref);
-        }
-        image
-    }
-
-    /// `trustgate verify IMAGE --policies DIR --insecure-registry ADDR --output json EXTRA...`
-    fn verify(&self, image: &str, extra: &[&str]) -> Run {
-        let policies = self.policies();
-        let mut args = vec!["verify", image, "--policies", &policies, "--insecure-registry", self.addr()];
-        args.extend(["--output", "json"]);
-        args.extend(extra);
-        trustgate(&args)
-    }
-
-    /// Writes `manifest` to a file and runs `trustgate evaluate -f FILE --policies DIR
-    /// --insecure-registry ADDR EXTRA...` (no `--output`: pass it in `extra`).
-    fn evaluate(&self, manifest: &str, extra: &[&str]) -> Run {
-        let file = self.dir.path().join("manifest.yaml");
-        std::fs::write(&file, manifest).expect("write manifest");
-        let (file, policies) = (file.display().to_string(), self.policies());
-        let mut args = vec!["evaluate", "-f", &file, "--policies", &policies, "--insecure-registry", self.addr()];
-        args.extend(extra);
-        trustgate(&args)
-    }
-
-    /// Writes a docker config.json with these credentials for the registry; returns its path.
-    fn docker_config(&self, name: &str, username: &str, password: &str) -> PathBuf {
-        let path = self.dir.path().join(name);
-        std::fs::write(&path, self.registry.docker_config_json(username, password)).expect("write docker config");
-        path
-    }
-}
+use crate::common::cli::{
+    assert_contains, finding, lines, only_denial, only_image, trustgate, ADMITTED, COULD_NOT_EVALUATE, DENIED,
+};
+use crate::common::cosign::{copy_signature, tamper_signature_payload, KeyPair, KeyType};
+use crate::common::registry::Registry;
+use crate::common::workspace::Workspace;
 
 /// A `ClusterImagePolicy` for `glob`, with `spec_extra` (YAML lines indented by two spaces,
 /// e.g. `"  mode: warn\n"`) and, unless `authorities` is empty, a `signatures` section with one
@@ -95,50 +28,10 @@ fn policy_yaml(name: &str, glob: &str, spec_extra: &str, threshold: usize, autho
     if !authorities.is_empty() {
         yaml.push_str(&format!("  signatures:\n    threshold: {threshold}\n    authorities:\n"));
         for (authority, key) in authorities {
-            yaml.push_str(&format!("      - name: {authority}\n        key:\n          publicKey: |\n"));
-            for line in key.public_key_pem.lines() {
-                yaml.push_str(&format!("            {line}\n"));
-            }
+            yaml.push_str(&key.authority_yaml(authority));
         }
     }
     yaml
-}
-
-/// The only image of a `verify` decision.
-fn only_image(decision: &Value) -> &Value {
-    let images = decision["images"].as_array().unwrap_or_else(|| panic!("no images: {decision:#}"));
-    assert_eq!(images.len(), 1, "{decision:#}");
-    &images[0]
-}
-
-/// The first finding of the first policy of the only image.
-fn finding(decision: &Value) -> &Value {
-    &only_image(decision)["policies"][0]["findings"][0]
-}
-
-/// The lines of a list field (`denials`, `warnings`, `audits`).
-fn lines<'a>(decision: &'a Value, field: &str) -> Vec<&'a str> {
-    decision[field]
-        .as_array()
-        .unwrap_or_else(|| panic!("no {field}: {decision:#}"))
-        .iter()
-        .map(|l| l.as_str().expect("a line is a string"))
-        .collect()
-}
-
-/// The only denial line of a decision.
-#[track_caller]
-fn only_denial(decision: &Value) -> &str {
-    let denials = lines(decision, "denials");
-    assert_eq!(denials.len(), 1, "{decision:#}");
-    denials[0]
-}
-
-#[track_caller]
-fn assert_contains(text: &str, parts: &[&str]) {
-    for part in parts {
-        assert!(text.contains(part), "{part:?} missing from:\n{text}");
-    }
 }
 
 /// Case 1: A signed image is admitted by tag (resolved to the digest that was pushed) and by
@@ -146,7 +39,7 @@ fn assert_contains(text: &str, parts: &[&str]) {
 #[test]
 fn signed_image_is_admitted_by_tag_and_by_digest() {
     let started = Instant::now();
-    let s = Setup::new();
+    let s = Workspace::start();
     let key = KeyPair::generate(KeyType::P256);
     s.policy("release", &policy_yaml("release", &format!("{}/**", s.addr()), "", 1, &[("release-key", &key)]));
     let image = s.signed("apps/api", "v1", &[&key]);
@@ -191,10 +84,10 @@ fn signed_image_is_admitted_by_tag_and_by_digest() {
 /// that fixes it.
 #[test]
 fn unsigned_image_is_denied_with_the_command_that_fixes_it() {
-    let s = Setup::new();
+    let s = Workspace::start();
     let key = KeyPair::generate(KeyType::P256);
     s.policy("release", &policy_yaml("release", &format!("{}/**", s.addr()), "", 1, &[("release-key", &key)]));
-    let image = s.registry.push_image("apps/api", "v1");
+    let image = s.registry().push_image("apps/api", "v1");
 
     let d = s.verify(&image.tag_ref, &[]).expect_exit(DENIED).json();
     assert_eq!(d["allowed"], false);
@@ -219,7 +112,7 @@ fn unsigned_image_is_denied_with_the_command_that_fixes_it() {
 /// Case 3: A signature by a key no policy trusts is `untrusted-signature`, not `not-signed`.
 #[test]
 fn image_signed_with_another_key_is_untrusted() {
-    let s = Setup::new();
+    let s = Workspace::start();
     let (key, other) = (KeyPair::generate(KeyType::P256), KeyPair::generate(KeyType::P256));
     s.policy("release", &policy_yaml("release", &format!("{}/**", s.addr()), "", 1, &[("release-key", &key)]));
     let image = s.signed("apps/api", "v1", &[&other]);
@@ -242,12 +135,12 @@ fn image_signed_with_another_key_is_untrusted() {
 /// it was made for.
 #[test]
 fn signature_copied_from_another_image_is_a_digest_mismatch() {
-    let s = Setup::new();
+    let s = Workspace::start();
     let key = KeyPair::generate(KeyType::P256);
     s.policy("release", &policy_yaml("release", &format!("{}/**", s.addr()), "", 1, &[("release-key", &key)]));
     let signed = s.signed("apps/api", "v1", &[&key]);
-    let victim = s.registry.push_image("apps/api", "v2");
-    copy_signature(&s.registry, &signed, &victim);
+    let victim = s.registry().push_image("apps/api", "v2");
+    copy_signature(s.registry(), &signed, &victim);
 
     let d = s.verify(&victim.tag_ref, &[]).expect_exit(DENIED).json();
     assert_eq!(d["allowed"], false);
@@ -265,12 +158,12 @@ fn signature_copied_from_another_image_is_a_digest_mismatch() {
 /// Case 5: A payload altered after signing (its digest still names the image) is not admitted.
 #[test]
 fn tampered_signature_payload_is_not_admitted() {
-    let s = Setup::new();
+    let s = Workspace::start();
     let key = KeyPair::generate(KeyType::P256);
     s.policy("release", &policy_yaml("release", &format!("{}/**", s.addr()), "", 1, &[("release-key", &key)]));
     let image = s.signed("apps/api", "v1", &[&key]);
     s.verify(&image.digest_ref, &[]).expect_exit(ADMITTED);
-    tamper_signature_payload(&s.registry, &image);
+    tamper_signature_payload(s.registry(), &image);
 
     let d = s.verify(&image.digest_ref, &[]).expect_exit(DENIED).json();
     assert_eq!(d["allowed"], false);
@@ -284,7 +177,7 @@ fn tampered_signature_payload_is_not_admitted() {
 /// missing authority; both signatures admit.
 #[test]
 fn threshold_two_needs_both_authorities() {
-    let s = Setup::new();
+    let s = Workspace::start();
     let (release, ci) = (KeyPair::generate(KeyType::P256), KeyPair::generate(KeyType::P256));
     s.policy(
         "two-keys",
@@ -315,13 +208,13 @@ fn threshold_two_needs_both_authorities() {
 /// and no warning.
 #[test]
 fn warn_and_audit_modes_admit_unsigned_images() {
-    let s = Setup::new();
+    let s = Workspace::start();
     let key = KeyPair::generate(KeyType::P256);
     let (warn_glob, audit_glob) = (format!("{}/warned/**", s.addr()), format!("{}/audited/**", s.addr()));
     s.policy("warned", &policy_yaml("rollout-warn", &warn_glob, "  mode: warn\n", 1, &[("release-key", &key)]));
     s.policy("audited", &policy_yaml("rollout-audit", &audit_glob, "  mode: audit\n", 1, &[("release-key", &key)]));
-    let warned = s.registry.push_image("warned/api", "v1");
-    let audited = s.registry.push_image("audited/api", "v1");
+    let warned = s.registry().push_image("warned/api", "v1");
+    let audited = s.registry().push_image("audited/api", "v1");
 
     let d = s.verify(&warned.tag_ref, &[]).expect_exit(ADMITTED).json();
     assert_eq!(d["allowed"], true);
@@ -349,11 +242,11 @@ fn warn_and_audit_modes_admit_unsigned_images() {
 /// allow-list.
 #[test]
 fn unmatched_images_follow_the_unmatched_flag() {
-    let s = Setup::new();
+    let s = Workspace::start();
     s.policy("apps", &policy_yaml("apps", &format!("{}/apps/*", s.addr()), "", 1, &[]));
-    let unmatched = s.registry.push_image("other/api", "v1");
-    let nested = s.registry.push_image("apps/team/api", "v1");
-    let listed = s.registry.push_image("apps/api", "v1");
+    let unmatched = s.registry().push_image("other/api", "v1");
+    let nested = s.registry().push_image("apps/team/api", "v1");
+    let listed = s.registry().push_image("apps/api", "v1");
 
     for image_ref in [&unmatched.tag_ref, &nested.tag_ref] {
         let d = s.verify(image_ref, &[]).expect_exit(DENIED).json();
@@ -386,7 +279,7 @@ fn unmatched_images_follow_the_unmatched_flag() {
 /// fix) even when signed, and admits the signed image by digest.
 #[test]
 fn require_digest_denies_tags_and_admits_signed_digests() {
-    let s = Setup::new();
+    let s = Workspace::start();
     let key = KeyPair::generate(KeyType::P256);
     s.policy(
         "pinned",
@@ -413,12 +306,12 @@ fn require_digest_denies_tags_and_admits_signed_digests() {
 /// `registry-unreachable`, never "not signed".
 #[test]
 fn stopped_registry_is_an_error_distinct_from_unsigned() {
-    let mut s = Setup::new();
+    let mut s = Workspace::start();
     let key = KeyPair::generate(KeyType::P256);
     s.policy("release", &policy_yaml("release", &format!("{}/**", s.addr()), "", 1, &[("release-key", &key)]));
     let image = s.signed("apps/api", "v1", &[&key]);
     s.verify(&image.tag_ref, &[]).expect_exit(ADMITTED);
-    s.registry.stop();
+    s.registry_mut().stop();
 
     for image_ref in [&image.tag_ref, &image.digest_ref] {
         let d = s.verify(image_ref, &[]).expect_exit(COULD_NOT_EVALUATE).json();
@@ -437,13 +330,13 @@ fn stopped_registry_is_an_error_distinct_from_unsigned() {
 }
 
 /// Case 11: A registry that requires credentials (the real registry with distribution's `htpasswd`
-/// auth; the bcrypt line is a constant in `tests/common`): without credentials, or with wrong
+/// auth; the bcrypt line is a constant in [`crate::common::registry`]): without credentials, or with wrong
 /// ones, `verify` exits 2 with `registry-unauthorized`, not `not-signed`; with the right ones in
 /// a docker config.json (`--registry-config`) the signed image is admitted.
 #[test]
 fn registry_requiring_credentials() {
-    let s = Setup::with(Registry::start_with_htpasswd());
-    let (user, password) = s.registry.credentials().expect("an htpasswd registry has credentials");
+    let s = Workspace::with(Registry::start_with_htpasswd());
+    let (user, password) = s.registry().credentials().expect("an htpasswd registry has credentials");
     let key = KeyPair::generate(KeyType::P256);
     s.policy("release", &policy_yaml("release", &format!("{}/**", s.addr()), "", 1, &[("release-key", &key)]));
     let image = s.signed("private/api", "v1", &[&key]);
@@ -474,7 +367,7 @@ fn registry_requiring_credentials() {
     assert_eq!(only_image(&d)["digest"], image.digest.as_str());
     assert_eq!(only_image(&d)["policies"][0]["verifiedBy"], serde_json::json!(["release-key"]));
     // An unsigned image behind the same credentials is "not signed", now that it can be read.
-    let unsigned = s.registry.push_image("private/api", "unsigned");
+    let unsigned = s.registry().push_image("private/api", "unsigned");
     let d = s.verify(&unsigned.tag_ref, &["--registry-config", &right]).expect_exit(DENIED).json();
     assert_eq!(finding(&d)["kind"], "not-signed", "{d:#}");
 }
@@ -483,7 +376,7 @@ fn registry_requiring_credentials() {
 /// public key, and not by the other key.
 #[test]
 fn rsa_and_p384_signatures_are_verified() {
-    let s = Setup::new();
+    let s = Workspace::start();
     let (rsa, p384) = (KeyPair::generate(KeyType::Rsa), KeyPair::generate(KeyType::P384));
     s.policy("rsa", &policy_yaml("rsa", &format!("{}/rsa/**", s.addr()), "", 1, &[("rsa-key", &rsa)]));
     s.policy("p384", &policy_yaml("p384", &format!("{}/p384/**", s.addr()), "", 1, &[("p384-key", &p384)]));
@@ -503,7 +396,7 @@ fn rsa_and_p384_signatures_are_verified() {
 /// admitted by a policy with the Ed25519 public key.
 #[test]
 fn ed25519_signatures_are_verified() {
-    let s = Setup::new();
+    let s = Workspace::start();
     let key = KeyPair::generate(KeyType::Ed25519);
     s.policy("ed", &policy_yaml("ed", &format!("{}/**", s.addr()), "", 1, &[("ed-key", &key)]));
     let image = s.signed("apps/api", "v1", &[&key]);
@@ -520,11 +413,11 @@ fn ed25519_signatures_are_verified() {
 /// initContainer (named by field path), the CronJob is admitted, the ConfigMap is skipped.
 #[test]
 fn evaluate_decides_each_workload_of_a_manifest() {
-    let s = Setup::new();
+    let s = Workspace::start();
     let key = KeyPair::generate(KeyType::P256);
     s.policy("release", &policy_yaml("release", &format!("{}/**", s.addr()), "", 1, &[("release-key", &key)]));
     let web = s.signed("apps/web", "v1", &[&key]);
-    let migrate = s.registry.push_image("apps/migrate", "v1");
+    let migrate = s.registry().push_image("apps/migrate", "v1");
     let report = s.signed("jobs/report", "v1", &[&key]);
     let manifest = format!(
         r#"apiVersion: apps/v1
@@ -633,7 +526,7 @@ spec:
 /// namespace.
 #[test]
 fn namespace_selector_scopes_a_policy() {
-    let s = Setup::new();
+    let s = Workspace::start();
     let key = KeyPair::generate(KeyType::P256);
     let selector = "  namespaceSelector:\n    matchLabels:\n      env: prod\n";
     s.policy(
@@ -643,8 +536,8 @@ fn namespace_selector_scopes_a_policy() {
     let by_name = "  namespaceSelector:\n    matchLabels:\n      kubernetes.io/metadata.name: payments\n";
     s.policy("payments", &policy_yaml("payments", &format!("{}/pay/**", s.addr()), by_name, 1, &[]));
     let signed = s.signed("apps/api", "v1", &[&key]);
-    let unsigned = s.registry.push_image("apps/batch", "v1");
-    let pay = s.registry.push_image("pay/api", "v1");
+    let unsigned = s.registry().push_image("apps/batch", "v1");
+    let pay = s.registry().push_image("pay/api", "v1");
     let pod = |image: &str| {
         format!("apiVersion: v1\nkind: Pod\nmetadata:\n  name: api\nspec:\n  containers:\n    - name: api\n      image: {image}\n")
     };
@@ -692,12 +585,12 @@ fn namespace_selector_scopes_a_policy() {
 /// way. Run with `--unmatched allow`, so a spelling that slipped past its policy is admitted.
 #[test]
 fn registry_host_spellings_are_governed_by_the_policy_of_the_host() {
-    let s = Setup::new();
+    let s = Workspace::start();
     let key = KeyPair::generate(KeyType::P256);
     let port = s.addr().rsplit_once(':').expect("HOST:PORT").1.to_owned();
     let (loopback, localhost) = (s.addr().to_owned(), format!("localhost:{port}"));
     s.policy("loopback", &policy_yaml("loopback", &format!("{loopback}/**"), "", 1, &[("release-key", &key)]));
-    let unsigned = s.registry.push_image("apps/api", "v1");
+    let unsigned = s.registry().push_image("apps/api", "v1");
     let signed = s.signed("apps/web", "v1", &[&key]);
     // `localhost` resolves to 127.0.0.1, where the registry listens over plain HTTP.
     let upper = format!("LOCALHOST:{port}");
@@ -755,11 +648,11 @@ fn registry_host_spellings_are_governed_by_the_policy_of_the_host() {
 /// admitted.
 #[test]
 fn evaluate_denies_a_pod_mounting_an_unsigned_image_volume() {
-    let s = Setup::new();
+    let s = Workspace::start();
     let key = KeyPair::generate(KeyType::P256);
     s.policy("release", &policy_yaml("release", &format!("{}/**", s.addr()), "", 1, &[("release-key", &key)]));
     let app = s.signed("apps/server", "v1", &[&key]);
-    let model = s.registry.push_image("models/llm", "v3");
+    let model = s.registry().push_image("models/llm", "v3");
     let signed_model = s.signed("models/llm", "v4", &[&key]);
     let pod = |volume: &str| {
         format!(

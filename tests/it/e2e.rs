@@ -7,17 +7,18 @@
 //! One test function, in order: the control plane is the expensive part, and the cases build
 //! on each other (install, enforce, change policy, stop the server, upgrade, uninstall).
 
-mod common;
-
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Output, Stdio};
+use std::process::{Command, Output, Stdio};
 use std::time::{Duration, Instant};
 
-use common::{
-    syft_sbom, KeyPair, KeyType, LeafSpec, LocalCa, PushedImage, Registry, SbomFormat, TEST_OIDC_ISSUER,
-    WORKFLOW_IDENTITY,
-};
+use crate::common::cosign::{KeyPair, KeyType};
+use crate::common::keyless::{LeafSpec, LocalCa, TEST_OIDC_ISSUER, WORKFLOW_IDENTITY};
+use crate::common::machine;
+use crate::common::registry::{PushedImage, Registry};
+use crate::common::sbom::{syft_sbom, SbomFormat};
+use crate::common::tools::free_port;
+use crate::common::webhook::ServeProcess;
 
 const NS: &str = "trustgate-system";
 const RELEASE: &str = "trustgate";
@@ -101,66 +102,22 @@ fn failed(out: &Output) -> String {
     String::from_utf8_lossy(&out.stderr).into_owned()
 }
 
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
-}
-
-/// trustgate as a host process in cluster mode; killed on drop.
-struct Server {
-    child: Child,
-    probe: u16,
-}
-
-impl Server {
-    fn start(cp: &ControlPlane, port: u16, tls: &Path, registries: &[&str]) -> Server {
-        let probe = free_port();
-        let log = std::fs::File::create(cp.dir.path().join(format!("trustgate-{port}.log"))).unwrap();
-        let child = Command::new(env!("CARGO_BIN_EXE_trustgate"))
-            .args(["serve", "--listen", &format!("127.0.0.1:{port}"), "--probe-listen", &format!("127.0.0.1:{probe}")])
-            .arg("--tls-cert")
-            .arg(tls.join("tls.crt"))
-            .arg("--tls-key")
-            .arg(tls.join("tls.key"))
-            .args(["--insecure-registry", &registries.join(","), "--negative-cache-ttl", "1s"])
-            .env("KUBECONFIG", &cp.env["KUBECONFIG"])
-            .stdout(log.try_clone().unwrap())
-            .stderr(log)
-            .spawn()
-            .unwrap();
-        let server = Server { child, probe };
-        server.wait_ready();
-        server
-    }
-
-    fn wait_ready(&self) {
-        let started = Instant::now();
-        loop {
-            let out = Command::new("curl").args(["-sf", &format!("http://127.0.0.1:{}/readyz", self.probe)]).output();
-            if out.is_ok_and(|o| o.status.success()) {
-                return;
-            }
-            assert!(started.elapsed() < Duration::from_secs(30), "trustgate did not become ready");
-            std::thread::sleep(Duration::from_millis(100));
-        }
-    }
-
-    fn stop(&mut self) {
-        let _ = Command::new("kill").args(["-TERM", &self.child.id().to_string()]).status();
-        let _ = self.child.wait();
-    }
-}
-
-impl Drop for Server {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
+/// trustgate as a host process in cluster mode on `port`, with the chart's TLS material in
+/// `tls`; killed on drop.
+fn start_server(cp: &ControlPlane, port: u16, tls: &Path, registries: &[&str]) -> ServeProcess {
+    let (cert, key) = (tls.join("tls.crt").display().to_string(), tls.join("tls.key").display().to_string());
+    let listen = format!("127.0.0.1:{port}");
+    let registries = registries.join(",");
+    let args = ["--listen", &listen, "--tls-cert", &cert, "--tls-key", &key];
+    let args = [&args[..], &["--insecure-registry", &registries, "--negative-cache-ttl", "1s"]].concat();
+    let log = cp.dir.path().join(format!("trustgate-{port}.log"));
+    ServeProcess::start(&args, &[("KUBECONFIG", &cp.env["KUBECONFIG"])], &log)
 }
 
 fn policy(name: &str, registry: &str, mode: &str, key: &KeyPair) -> String {
-    let pem = key.public_key_pem.trim().replace('\n', "\n            ");
     format!(
-        "apiVersion: trustgate.dev/v1alpha1\nkind: ClusterImagePolicy\nmetadata:\n  name: {name}\nspec:\n  images:\n    - glob: \"{registry}/shop/**\"\n  mode: {mode}\n  signatures:\n    authorities:\n      - name: release-key\n        key:\n          publicKey: |\n            {pem}\n"
+        "apiVersion: trustgate.dev/v1alpha1\nkind: ClusterImagePolicy\nmetadata:\n  name: {name}\nspec:\n  images:\n    - glob: \"{registry}/shop/**\"\n  mode: {mode}\n  signatures:\n    authorities:\n{}",
+        key.authority_yaml("release-key")
     )
 }
 
@@ -223,6 +180,8 @@ fn decode_secret_field(cp: &ControlPlane, field: &str) -> Vec<u8> {
 
 #[test]
 fn trustgate_on_a_real_api_server() {
+    // The API server gives the webhook 5 s: no other test may load the machine meanwhile.
+    let _alone = machine::alone();
     let cp = ControlPlane::start();
     let registry = Registry::start();
     let private = Registry::start_with_htpasswd();
@@ -260,7 +219,7 @@ fn trustgate_on_a_real_api_server() {
         .output()
         .unwrap();
     ok(&cp.apply(&ok(&endpoint), &[]));
-    let mut server = Server::start(&cp, port, &tls, &[&registry.addr, &private.addr]);
+    let mut server = start_server(&cp, port, &tls, &[&registry.addr, &private.addr]);
 
     ok(&cp.kubectl(&["create", "namespace", "shop"]));
     ok(&cp.kubectl(&["-n", "shop", "create", "serviceaccount", "default"]));
@@ -502,7 +461,7 @@ fn trustgate_on_a_real_api_server() {
     }
 
     // The server stopped: enforced namespaces fail closed, kube-system keeps working.
-    server.stop();
+    server.terminate();
     let out = failed(&cp.apply(&deployment("shop", "api4", &signed.tag_ref), &[]));
     assert!(out.contains("failed calling webhook \"validate.trustgate.dev\""), "{out}");
     ok(&cp.apply(&deployment("kube-system", "still-works", &signed.tag_ref), &[]));
@@ -510,13 +469,13 @@ fn trustgate_on_a_real_api_server() {
     // helm upgrade keeps the certificates; the restarted server is trusted as before.
     ok(&cp.helm(&["upgrade", RELEASE, chart, "-n", NS, "--reuse-values", "--set", "replicaCount=2"]));
     assert_eq!(decode_secret_field(&cp, "ca.crt"), ca_before, "helm upgrade must keep the CA");
-    let mut server = Server::start(&cp, port, &tls, &[&registry.addr, &private.addr]);
+    let mut server = start_server(&cp, port, &tls, &[&registry.addr, &private.addr]);
     eventually("the restarted server answers", || {
         cp.apply(&deployment("shop", "api", &signed.tag_ref), &[]).status.success()
     });
 
     // helm uninstall leaves no webhook behind to block the cluster.
-    server.stop();
+    server.terminate();
     ok(&cp.helm(&["uninstall", RELEASE, "-n", NS]));
     let webhooks = ok(&cp.kubectl(&["get", "validatingwebhookconfigurations", "-o", "name"]));
     assert!(!webhooks.contains(RELEASE), "{webhooks}");

@@ -1,19 +1,17 @@
 //! The binary's own contract: configuration and policy errors stop it with every problem
 //! named, `serve` starts, answers and stops on SIGTERM, and `crds` prints the committed CRD.
-//! No registry is needed here; the registry-backed CLI cases are in `tests/registry.rs`.
+//! No registry is needed here; the registry-backed CLI cases are in [`crate::registry`].
 
 use std::io::{BufRead, BufReader};
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
+use crate::common::tools::free_port;
+
 fn trustgate() -> Command {
     let mut c = Command::new(env!("CARGO_BIN_EXE_trustgate"));
     c.env_remove("TRUSTGATE_LOG").env("NO_COLOR", "1");
     c
-}
-
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
 }
 
 #[test]
