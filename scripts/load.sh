@@ -105,7 +105,7 @@ URL="https://127.0.0.1:$WEB_PORT/validate?timeout=10s"
 METRICS="http://127.0.0.1:$PROBE_PORT/metrics"
 
 # --- 1. registry, key, images, signatures, policy ---------------------------------------------
-# The registry as tests/common/mod.rs starts it: loopback, filesystem storage, quiet logs, a
+# The registry as tests/it/common/registry.rs starts it: loopback, filesystem storage, quiet logs, a
 # header that identifies this instance.
 INSTANCE="load-$$-$(date +%s%N)"
 mkdir -p "$WORK/storage"
@@ -151,7 +151,7 @@ openssl genpkey -algorithm EC -pkeyopt ec_paramgen_curve:P-256 -out "$WORK/key/p
   || fail "cosign import-key-pair"
 grep -q 'BEGIN PUBLIC KEY' "$WORK/key/cosign.pub" || fail "no cosign.pub"
 
-# A tiny, unique OCI image built with umoci and pushed with skopeo (tests/common/mod.rs,
+# A tiny, unique OCI image built with umoci and pushed with skopeo (tests/it/common/registry.rs,
 # Registry::push_image); prints REPO@DIGEST.
 push_image() {
   local repo=$1 tag=$2 dir="$WORK/images/$1/$2"
@@ -195,7 +195,7 @@ push_group() {
 }
 
 # Signs every reference in a file with cosign, in the classic format, offline
-# (CLASSIC_OFFLINE_SIGN_FLAGS of tests/common/mod.rs), 25 references per cosign run.
+# (CLASSIC_OFFLINE_SIGN_FLAGS of tests/it/common/cosign.rs), 25 references per cosign run.
 cosign_sign_all() {
   local file=$1
   local -a refs

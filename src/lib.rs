@@ -5,8 +5,12 @@
 //! The pipeline, one module per stage, data flowing one way:
 //! [`admission`] (AdmissionReview in and out) → [`images`] (every image with its field path)
 //! → [`policy`] (which policies apply; pure) → [`evidence`] (registry reads and signature
-//! verification) → [`decision`] (allow / deny / warn, and the messages). [`engine`] runs the
-//! stages; [`server`] and [`cli`] are its two front ends.
+//! verification against a policy's authorities; no policy rule) → [`decision`] (the judgement
+//! of each policy, allow / deny / warn, and the messages). [`engine`] runs the stages per
+//! distinct image; [`server`] and [`cli`] are its two front ends; [`cluster`] holds all
+//! Kubernetes IO and publishes the policies the engine reads. A stage imports only the stages
+//! before it: policy, evidence, decision and images import nothing of engine, server,
+//! admission, cluster or cli.
 
 // Outside input never reaches a panic: no unwrap, expect, indexing, string slicing or panic in
 // the library (tests may; `cfg(test)` code is exempt). Where a value is known good, say why and

@@ -93,12 +93,9 @@ impl std::fmt::Display for Rejected {
     }
 }
 
-/// DSSE pre-authentication encoding: `DSSEv1 <len(type)> <type> <len(body)> <body>`.
-pub fn pae(payload_type: &str, payload: &[u8]) -> Vec<u8> {
-    let mut out = format!("DSSEv1 {} {payload_type} {} ", payload_type.len(), payload.len()).into_bytes();
-    out.extend_from_slice(payload);
-    out
-}
+/// DSSE pre-authentication encoding (`DSSEv1 <len(type)> <type> <len(body)> <body>`), what a
+/// DSSE signature signs: sigstore-types' (named here for the fuzz targets and test fixtures).
+pub use sigstore_types::pae;
 
 /// Verifies one envelope against `keys` and binds it to `digest`.
 pub fn verify(keys: &[&TrustedKey], digest: &Digest, layer: &AttestationLayer) -> Result<VerifiedStatement, Rejected> {

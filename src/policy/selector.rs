@@ -1,25 +1,20 @@
 //! Kubernetes label selectors (`matchLabels` and `matchExpressions`) over namespace labels.
+//!
+//! Validated here, with the field at fault and a message a policy author can act on (kube's
+//! own conversion accepts `In` without values and drops the values of `Exists`); matched by
+//! kube's [`kube::core::Selector`].
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::LabelSelector;
+use kube::core::{Expression, SelectorExt as _};
 
 /// Labels of the namespace a workload is admitted into.
 pub type Labels = BTreeMap<String, String>;
 
 /// A validated selector.
 #[derive(Debug, Clone, PartialEq, Eq, Default)]
-pub struct Selector {
-    requirements: Vec<Requirement>,
-}
-
-#[derive(Debug, Clone, PartialEq, Eq)]
-enum Requirement {
-    In(String, Vec<String>),
-    NotIn(String, Vec<String>),
-    Exists(String),
-    DoesNotExist(String),
-}
+pub struct Selector(kube::core::Selector);
 
 /// Why a selector is not valid, with the field at fault.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -35,13 +30,13 @@ impl Selector {
         let Some(selector) = selector else { return Ok(Selector::default()) };
         let mut requirements = Vec::new();
         for (k, v) in selector.match_labels.iter().flatten() {
-            requirements.push(Requirement::In(k.clone(), vec![v.clone()]));
+            requirements.push(Expression::Equal(k.clone(), v.clone()));
         }
         for (i, expr) in selector.match_expressions.iter().flatten().enumerate() {
             let field = format!("matchExpressions[{i}]");
             let values = expr.values.clone().unwrap_or_default();
             let key = expr.key.clone();
-            let needs_values = |r: Requirement| {
+            let needs_values = |r: Expression| {
                 if values.is_empty() {
                     Err(SelectorError {
                         field: field.clone(),
@@ -51,7 +46,7 @@ impl Selector {
                     Ok(r)
                 }
             };
-            let no_values = |r: Requirement| {
+            let no_values = |r: Expression| {
                 if values.is_empty() {
                     Ok(r)
                 } else {
@@ -62,10 +57,10 @@ impl Selector {
                 }
             };
             requirements.push(match expr.operator.as_str() {
-                "In" => needs_values(Requirement::In(key, values.clone()))?,
-                "NotIn" => needs_values(Requirement::NotIn(key, values.clone()))?,
-                "Exists" => no_values(Requirement::Exists(key))?,
-                "DoesNotExist" => no_values(Requirement::DoesNotExist(key))?,
+                "In" => needs_values(Expression::In(key, BTreeSet::from_iter(values.clone())))?,
+                "NotIn" => needs_values(Expression::NotIn(key, BTreeSet::from_iter(values.clone())))?,
+                "Exists" => no_values(Expression::Exists(key))?,
+                "DoesNotExist" => no_values(Expression::DoesNotExist(key))?,
                 other => {
                     return Err(SelectorError {
                         field: format!("{field}.operator"),
@@ -74,17 +69,12 @@ impl Selector {
                 }
             });
         }
-        Ok(Selector { requirements })
+        Ok(Selector(requirements.into_iter().collect()))
     }
 
     /// Does a namespace with these labels match?
     pub fn matches(&self, labels: &Labels) -> bool {
-        self.requirements.iter().all(|r| match r {
-            Requirement::In(k, vs) => labels.get(k).is_some_and(|v| vs.contains(v)),
-            Requirement::NotIn(k, vs) => labels.get(k).is_none_or(|v| !vs.contains(v)),
-            Requirement::Exists(k) => labels.contains_key(k),
-            Requirement::DoesNotExist(k) => !labels.contains_key(k),
-        })
+        self.0.matches(labels)
     }
 }
 
