@@ -94,12 +94,12 @@ fn benches(c: &mut Criterion) {
     let (engine, body, layer, policies) = setup();
     let review = |engine: Arc<Engine>, body: Vec<u8>| async move {
         let deadline = tokio::time::Instant::now() + Duration::from_secs(9);
-        match admission::review(&engine, &body, deadline, &admission::FileMode).await {
-            admission::Answer::Review { body, decision } => {
+        match admission::review(&engine, &body, deadline, &admission::NoCluster).await {
+            admission::HttpReply::Review { body, decision } => {
                 assert_eq!(decision, "allowed");
                 body
             }
-            admission::Answer::BadRequest(m) => panic!("{m}"),
+            admission::HttpReply::BadRequest(m) => panic!("{m}"),
         }
     };
     // Warm the cache: the first review verifies.

@@ -25,7 +25,7 @@ pub const API_VERSION: &str = "admission.k8s.io/v1";
 
 /// What the HTTP layer sends back.
 #[derive(Debug)]
-pub enum Answer {
+pub enum HttpReply {
     /// HTTP 200 with this AdmissionReview; `decision` labels the metrics.
     Review { body: Vec<u8>, decision: &'static str },
     /// HTTP 400: there is no uid to answer to.
@@ -34,7 +34,7 @@ pub enum Answer {
 
 /// What the webhook knows of the cluster: namespace labels and pull secrets.
 #[async_trait::async_trait]
-pub trait Context: Send + Sync {
+pub trait ClusterView: Send + Sync {
     /// The labels of a namespace, for `namespaceSelector`.
     fn labels(&self, namespace: &str) -> Labels;
     /// Registry credentials of a pod spec's pull secrets (and its service account's).
@@ -43,10 +43,10 @@ pub trait Context: Send + Sync {
 
 /// File mode: a namespace is known only by its name label; no pull secrets.
 #[derive(Debug, Clone, Copy, Default)]
-pub struct FileMode;
+pub struct NoCluster;
 
 #[async_trait::async_trait]
-impl Context for FileMode {
+impl ClusterView for NoCluster {
     fn labels(&self, namespace: &str) -> Labels {
         Labels::from([(NAMESPACE_NAME_LABEL.to_owned(), namespace.to_owned())])
     }
@@ -56,22 +56,22 @@ impl Context for FileMode {
 }
 
 /// Answers one AdmissionReview body before `deadline`.
-pub async fn review(engine: &Arc<Engine>, body: &[u8], deadline: Instant, context: &dyn Context) -> Answer {
+pub async fn review(engine: &Arc<Engine>, body: &[u8], deadline: Instant, context: &dyn ClusterView) -> HttpReply {
     let review: AdmissionReview<DynamicObject> = match serde_json::from_slice(body) {
         Ok(r) => r,
         Err(e) => {
             return match salvage_uid(body) {
                 Some(uid) => reject(uid, format!("trustgate could not read this AdmissionReview: {e}")),
-                None => Answer::BadRequest(format!("not an AdmissionReview ({e})")),
+                None => HttpReply::BadRequest(format!("not an AdmissionReview ({e})")),
             };
         }
     };
     let version_ok = review.types.api_version == API_VERSION && review.types.kind == "AdmissionReview";
     let Some(request) = review.request.as_ref() else {
-        return Answer::BadRequest("AdmissionReview has no request".into());
+        return HttpReply::BadRequest("AdmissionReview has no request".into());
     };
     if request.uid.is_empty() {
-        return Answer::BadRequest("AdmissionReview request has no uid".into());
+        return HttpReply::BadRequest("AdmissionReview request has no uid".into());
     }
     if !version_ok {
         let (v, k) = (&review.types.api_version, &review.types.kind);
@@ -80,13 +80,13 @@ pub async fn review(engine: &Arc<Engine>, body: &[u8], deadline: Instant, contex
     let request: AdmissionRequest<DynamicObject> = match review.try_into() {
         Ok(r) => r,
         // Checked above; answered all the same if it ever were not.
-        Err(_) => return Answer::BadRequest("AdmissionReview has no request".into()),
+        Err(_) => return HttpReply::BadRequest("AdmissionReview has no request".into()),
     };
     let started = std::time::Instant::now();
     let (response, decision) = evaluate(engine, &request, deadline, context).await;
     let review = response.into_review();
     tracing::debug!(uid = %request.uid, elapsed_ms = started.elapsed().as_secs_f64() * 1e3, "answered");
-    Answer::Review { body: to_json(&review), decision }
+    HttpReply::Review { body: to_json(&review), decision }
 }
 
 /// An AdmissionReview's JSON. Serialising one cannot fail (string keys, no floats that are not
@@ -105,10 +105,10 @@ fn salvage_uid(body: &[u8]) -> Option<String> {
     v.get("request")?.get("uid")?.as_str().filter(|s| !s.is_empty()).map(str::to_owned)
 }
 
-fn reject(uid: String, message: String) -> Answer {
+fn reject(uid: String, message: String) -> HttpReply {
     let mut response = AdmissionResponse::invalid(message);
     response.uid = uid;
-    Answer::Review { body: to_json(&response.into_review()), decision: "error" }
+    HttpReply::Review { body: to_json(&response.into_review()), decision: "error" }
 }
 
 fn subject(request: &AdmissionRequest<DynamicObject>) -> String {
@@ -132,7 +132,7 @@ async fn evaluate(
     engine: &Arc<Engine>,
     request: &AdmissionRequest<DynamicObject>,
     deadline: Instant,
-    context: &dyn Context,
+    context: &dyn ClusterView,
 ) -> (AdmissionResponse, &'static str) {
     let allow = AdmissionResponse::from(request);
     if matches!(request.operation, Operation::Delete | Operation::Connect) {

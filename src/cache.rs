@@ -13,7 +13,7 @@ use std::time::{Duration, Instant};
 use moka::future::Cache;
 use moka::Expiry;
 
-use crate::decision::{EvalError, Outcome, Verdict};
+use crate::decision::{EvalError, Judgement, Outcome};
 use crate::images::Digest;
 
 /// Sizes and lifetimes.
@@ -52,8 +52,8 @@ struct OutcomeExpiry {
     negative: Duration,
 }
 
-impl Expiry<DecisionKey, Arc<Verdict>> for OutcomeExpiry {
-    fn expire_after_create(&self, _: &DecisionKey, value: &Arc<Verdict>, _: Instant) -> Option<Duration> {
+impl Expiry<DecisionKey, Arc<Judgement>> for OutcomeExpiry {
+    fn expire_after_create(&self, _: &DecisionKey, value: &Arc<Judgement>, _: Instant) -> Option<Duration> {
         Some(match value.outcome {
             Outcome::Passed { .. } => self.positive,
             _ => self.negative,
@@ -64,7 +64,7 @@ impl Expiry<DecisionKey, Arc<Verdict>> for OutcomeExpiry {
 /// Both caches.
 #[derive(Clone)]
 pub struct Caches {
-    decisions: Cache<DecisionKey, Arc<Verdict>>,
+    decisions: Cache<DecisionKey, Arc<Judgement>>,
     tags: Cache<String, Digest>,
 }
 
@@ -89,9 +89,9 @@ impl Caches {
 
     /// The cached outcome for `key`, or `verify`'s, which is cached unless it is an error.
     /// Returns whether it was a hit.
-    pub async fn decision<F>(&self, key: DecisionKey, verify: F) -> (Result<Arc<Verdict>, EvalError>, bool)
+    pub async fn decision<F>(&self, key: DecisionKey, verify: F) -> (Result<Arc<Judgement>, EvalError>, bool)
     where
-        F: std::future::Future<Output = Result<Verdict, EvalError>>,
+        F: std::future::Future<Output = Result<Judgement, EvalError>>,
     {
         let entry = self.decisions.entry(key).or_try_insert_with(async { verify.await.map(Arc::new) }).await;
         match entry {
@@ -104,7 +104,7 @@ impl Caches {
     }
 
     /// The cached outcome for `key`, if there is one; never verifies.
-    pub async fn cached_decision(&self, key: &DecisionKey) -> Option<Arc<Verdict>> {
+    pub async fn cached_decision(&self, key: &DecisionKey) -> Option<Arc<Judgement>> {
         self.decisions.get(key).await
     }
 
@@ -145,7 +145,7 @@ mod tests {
         DecisionKey { repository: "r.io/a".into(), digest: Digest::of(b"x"), policy: [policy; 32] }
     }
 
-    fn pass() -> Verdict {
+    fn pass() -> Judgement {
         Outcome::Passed { verified_by: vec!["k".into()] }.into()
     }
 
@@ -178,7 +178,7 @@ mod tests {
     #[tokio::test]
     async fn failures_expire_after_the_negative_ttl() {
         let c = Caches::new(CacheConfig { negative_ttl: Duration::from_millis(50), ..Default::default() });
-        let fail: Verdict = Outcome::Failed(vec![Finding::DigestRequired]).into();
+        let fail: Judgement = Outcome::Failed(vec![Finding::DigestRequired]).into();
         c.decision(key(1), async { Ok(fail.clone()) }).await.0.unwrap();
         assert!(c.decision(key(1), async { Ok(pass()) }).await.1);
         tokio::time::sleep(Duration::from_millis(120)).await;

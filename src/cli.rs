@@ -25,7 +25,7 @@ use crate::evidence::{Credentials, CredentialsError, Limits, RegistryClient, Reg
 use crate::images::{self, WorkloadImage};
 use crate::metrics::Metrics;
 use crate::policy::{ClusterImagePolicy, Labels, LoadError, PolicySet, PolicyStore, TrustRoot, NAMESPACE_NAME_LABEL};
-use crate::server::{self, AppState, Bound, CertSource, ServeError, Settings};
+use crate::server::{self, AppState, BoundServer, CertSource, ServeError, Settings};
 
 /// Admit only container images with verified supply-chain evidence.
 #[derive(Debug, Parser)]
@@ -442,7 +442,7 @@ pub async fn serve(args: ServeArgs) -> Result<(), CliError> {
         // Every combination without certificates was refused above.
         return Err(CliError::Config(vec!["give --tls-cert and --tls-key, or --self-signed".to_owned()]));
     };
-    let bound = Bound::bind(args.listen, args.probe_listen, certs, state).await?;
+    let bound = BoundServer::bind(args.listen, args.probe_listen, certs, state).await?;
     bound.run(server::shutdown_signal()).await;
     Ok(())
 }

@@ -7,7 +7,7 @@ use std::sync::{Arc, OnceLock};
 use std::time::Duration;
 
 use libfuzzer_sys::fuzz_target;
-use trustgate::admission::{self, FileMode};
+use trustgate::admission::{self, NoCluster};
 use trustgate::cache::{CacheConfig, Caches};
 use trustgate::decision::Unmatched;
 use trustgate::engine::Engine;
@@ -61,12 +61,12 @@ fuzz_target!(|body: &[u8]| {
     let w = world();
     w.runtime.block_on(async {
         let deadline = tokio::time::Instant::now() + Duration::from_secs(1);
-        match admission::review(&w.engine, body, deadline, &FileMode).await {
-            admission::Answer::Review { body, .. } => {
+        match admission::review(&w.engine, body, deadline, &NoCluster).await {
+            admission::HttpReply::Review { body, .. } => {
                 let v: serde_json::Value = serde_json::from_slice(&body).expect("the answer is JSON");
                 assert_eq!(v["kind"], "AdmissionReview");
             }
-            admission::Answer::BadRequest(_) => {}
+            admission::HttpReply::BadRequest(_) => {}
         }
     });
 });

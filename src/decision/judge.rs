@@ -8,7 +8,7 @@
 
 use std::time::SystemTime;
 
-use super::{Examined, Finding, Outcome, Verdict};
+use super::{ExaminedAttestation, Finding, Judgement, Outcome};
 use crate::evidence::attest::{self, Rejected};
 use crate::evidence::bundle::{self, Claim};
 use crate::evidence::AttestationLayer;
@@ -24,7 +24,7 @@ pub struct Evidence<'a> {
     pub signatures: Option<&'a [SignatureLayer]>,
     pub attestations: Option<&'a [AttestationLayer]>,
     /// Sigstore bundles (signatures and attestations alike), each parsed once.
-    pub bundles: &'a [bundle::Parsed],
+    pub bundles: &'a [bundle::ParsedBundle],
 }
 
 /// What `policy` (whose signature rule is `rule`) says of the image `digest` with `evidence`.
@@ -34,7 +34,7 @@ pub fn judge(
     digest: &Digest,
     evidence: Evidence<'_>,
     now: SystemTime,
-) -> Verdict {
+) -> Judgement {
     let mut outcome = Outcome::Passed { verified_by: Vec::new() };
     let mut examined = Vec::new();
     if let Some(layers) = evidence.signatures {
@@ -55,11 +55,16 @@ pub fn judge(
             _ => Outcome::Failed(failed),
         };
     }
-    Verdict { outcome, examined }
+    Judgement { outcome, examined }
 }
 
 /// Verifies signatures (classic and in sigstore bundles) against one policy's authorities and threshold.
-fn signatures(rule: &SignatureRule, digest: &Digest, layers: &[SignatureLayer], bundles: &[bundle::Parsed]) -> Outcome {
+fn signatures(
+    rule: &SignatureRule,
+    digest: &Digest,
+    layers: &[SignatureLayer],
+    bundles: &[bundle::ParsedBundle],
+) -> Outcome {
     let mut report = cosign::verify(&rule.keys, digest, layers);
     for layer in bundles {
         // Each authority on its own: the threshold counts distinct signers.
@@ -122,9 +127,9 @@ fn attestation(
     rule: &AttestationRule,
     digest: &Digest,
     layers: &[AttestationLayer],
-    bundles: &[bundle::Parsed],
+    bundles: &[bundle::ParsedBundle],
     now: std::time::SystemTime,
-    examined: &mut Vec<Examined>,
+    examined: &mut Vec<ExaminedAttestation>,
 ) -> Option<Finding> {
     let keys: Vec<&TrustedKey> = signatures.keys.iter().filter(|k| rule.authorities.contains(&k.name)).collect();
     let classic = layers.iter().map(|layer| attest::verify(&keys, digest, layer));
@@ -137,13 +142,14 @@ fn attestation(
     let mut rejected = Vec::new();
     let mut problems: Option<Vec<String>> = None;
     for verified in classic.chain(in_bundles) {
-        let record = |predicate_type: Option<&str>, signer: Option<&str>, accepted: bool, reason: String| Examined {
-            attestation: rule.name.clone(),
-            predicate_type: predicate_type.map(str::to_owned),
-            signer: signer.map(str::to_owned),
-            accepted,
-            reason,
-        };
+        let record =
+            |predicate_type: Option<&str>, signer: Option<&str>, accepted: bool, reason: String| ExaminedAttestation {
+                attestation: rule.name.clone(),
+                predicate_type: predicate_type.map(str::to_owned),
+                signer: signer.map(str::to_owned),
+                accepted,
+                reason,
+            };
         let statement = match verified {
             Ok(s) if rule.predicate_type.matches(&s.predicate_type) => s,
             // Verified, but of another type: it answers another requirement.

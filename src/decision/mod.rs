@@ -100,7 +100,7 @@ pub enum Outcome {
 
 /// One attestation envelope examined for a required attestation, and what became of it.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Examined {
+pub struct ExaminedAttestation {
     /// The policy's name for the required attestation.
     pub attestation: String,
     /// The statement's predicate type, once its signature verified.
@@ -115,14 +115,14 @@ pub struct Examined {
 /// The outcome of one policy's evidence checks, with the attestations examined: what the
 /// decision cache keeps.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Verdict {
+pub struct Judgement {
     pub outcome: Outcome,
-    pub examined: Vec<Examined>,
+    pub examined: Vec<ExaminedAttestation>,
 }
 
-impl From<Outcome> for Verdict {
+impl From<Outcome> for Judgement {
     fn from(outcome: Outcome) -> Self {
-        Verdict { outcome, examined: Vec::new() }
+        Judgement { outcome, examined: Vec::new() }
     }
 }
 
@@ -133,7 +133,7 @@ pub struct PolicyResult {
     pub mode: Mode,
     pub outcome: Outcome,
     /// Attestations examined (empty when the policy requires none).
-    pub examined: Vec<Examined>,
+    pub examined: Vec<ExaminedAttestation>,
 }
 
 /// A problem with the image itself, before any policy.

@@ -159,7 +159,7 @@ impl Engine {
         );
         // A workload with 10,000 containers of one image verifies that image once. Whatever the
         // caches decide is decided here, before any task is started.
-        let mut evaluated: HashMap<&str, ImageEval> = HashMap::new();
+        let mut evaluated: HashMap<&str, ReferenceResult> = HashMap::new();
         let mut queue: VecDeque<&str> = VecDeque::new();
         let mut seen: HashSet<&str> = HashSet::new();
         for image in images {
@@ -260,7 +260,13 @@ impl Engine {
 
     /// What is said of an image whose evaluation did not finish: every policy that governs it
     /// fails with `error`, and when none is known to, the image itself does. Never admitted.
-    fn not_evaluated(&self, reference: &str, policies: &PolicySet, labels: &Labels, error: EvalError) -> ImageEval {
+    fn not_evaluated(
+        &self,
+        reference: &str,
+        policies: &PolicySet,
+        labels: &Labels,
+        error: EvalError,
+    ) -> ReferenceResult {
         let parsed = ImageRef::parse(reference).ok();
         let repository = parsed.as_ref().map(ImageRef::repository_name);
         let results: Vec<PolicyResult> = repository
@@ -268,7 +274,7 @@ impl Engine {
             .map(|repo| policies.matching(repo, labels).map(|p| result(p, Outcome::Error(error.clone()))).collect())
             .unwrap_or_default();
         let problem = results.is_empty().then_some(ImageProblem::NotEvaluated(error));
-        ImageEval { repository, digest: parsed.and_then(|p| p.digest), problem, policies: results }
+        ReferenceResult { repository, digest: parsed.and_then(|p| p.digest), problem, policies: results }
     }
 
     /// Evaluates one image. With [`Reads::CacheOnly`] it reads nothing from a registry and
@@ -281,11 +287,11 @@ impl Engine {
         pull: &Credentials,
         review: &Arc<ReviewBudget>,
         reads: Reads,
-    ) -> Option<ImageEval> {
+    ) -> Option<ReferenceResult> {
         let image = match ImageRef::parse(reference) {
             Ok(i) => i,
             Err(e) => {
-                return Some(ImageEval {
+                return Some(ReferenceResult {
                     repository: None,
                     digest: None,
                     problem: Some(ImageProblem::InvalidReference(e.to_string())),
@@ -295,7 +301,7 @@ impl Engine {
         };
         let repository = image.repository_name();
         let matching: Vec<&Arc<Policy>> = policies.matching(&repository, labels).collect();
-        let mut eval = ImageEval {
+        let mut eval = ReferenceResult {
             repository: Some(repository.clone()),
             digest: image.digest.clone(),
             problem: None,
@@ -377,7 +383,7 @@ impl Engine {
                     );
                     // Borrowed, not copied (attestations can be megabytes); each bundle is parsed
                     // once here, however many authorities and attestation rules look at it.
-                    let bundles: Vec<bundle::Parsed> =
+                    let bundles: Vec<bundle::ParsedBundle> =
                         bundles.as_ref().map_err(Clone::clone)?.iter().map(bundle::parse).collect();
                     let signatures = signatures.map(|l| l.as_ref().map_err(Clone::clone)).transpose()?;
                     let attestations = attestations.map(|l| l.as_ref().map_err(Clone::clone)).transpose()?;
@@ -429,7 +435,7 @@ fn result(policy: &Policy, outcome: Outcome) -> PolicyResult {
 }
 
 /// What was found for one distinct image reference.
-struct ImageEval {
+struct ReferenceResult {
     repository: Option<String>,
     digest: Option<Digest>,
     problem: Option<ImageProblem>,

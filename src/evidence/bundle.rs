@@ -35,10 +35,10 @@ pub enum Claim {
 }
 
 /// A referrer bundle parsed (not verified: nothing in it is trusted yet), or why it cannot be.
-pub type Parsed = Result<Bundle, Rejected>;
+pub type ParsedBundle = Result<Bundle, Rejected>;
 
 /// Parses a referrer bundle, once, for [`verify_referrer`].
-pub fn parse(layer: &BundleLayer) -> Parsed {
+pub fn parse(layer: &BundleLayer) -> ParsedBundle {
     if let Some(m) = &layer.too_large {
         return Err(Rejected::TooLarge(m.clone()));
     }
@@ -56,7 +56,11 @@ pub struct Vouched {
 
 /// Verifies a referrer bundle against the first of `authorities` that signed it, then binds it
 /// to `digest`: the statement is read only after its signature verified.
-pub fn verify_referrer(authorities: &[&TrustedKey], digest: &Digest, bundle: &Parsed) -> Result<Vouched, Rejected> {
+pub fn verify_referrer(
+    authorities: &[&TrustedKey],
+    digest: &Digest,
+    bundle: &ParsedBundle,
+) -> Result<Vouched, Rejected> {
     let bundle = bundle.as_ref().map_err(Clone::clone)?;
     let mut keyless_reason = None;
     let mut signer = None;

@@ -29,7 +29,7 @@ use tokio::time::Instant;
 use tower::limit::GlobalConcurrencyLimitLayer;
 use tower_http::trace::TraceLayer;
 
-use crate::admission::{self, Answer, Context, FileMode};
+use crate::admission::{self, ClusterView, HttpReply, NoCluster};
 use crate::cluster::PullSecrets;
 use crate::cluster::{Namespaces, PolicyHealth};
 use crate::engine::Engine;
@@ -89,12 +89,12 @@ impl AppState {
 }
 
 #[async_trait::async_trait]
-impl Context for AppState {
+impl ClusterView for AppState {
     /// From the cluster, or in file mode the name label, the one label every namespace carries.
     fn labels(&self, namespace: &str) -> Labels {
         match &self.namespaces {
             Some(n) => n.labels(namespace),
-            None => FileMode.labels(namespace),
+            None => NoCluster.labels(namespace),
         }
     }
 
@@ -146,11 +146,11 @@ async fn validate(State(state): State<AppState>, Query(q): Query<ValidateQuery>,
     let deadline = started + deadline_for(q.timeout.as_deref(), state.settings.default_timeout);
     let answer = admission::review(&state.engine, &body, deadline, &state).await;
     match answer {
-        Answer::Review { body, decision } => {
+        HttpReply::Review { body, decision } => {
             state.metrics.admission(decision, started.elapsed());
             ([(header::CONTENT_TYPE, "application/json")], body).into_response()
         }
-        Answer::BadRequest(message) => {
+        HttpReply::BadRequest(message) => {
             state.metrics.admission("error", started.elapsed());
             (StatusCode::BAD_REQUEST, message).into_response()
         }
@@ -203,8 +203,8 @@ pub enum ServeError {
     Tls(#[from] tls::TlsError),
 }
 
-/// Listeners bound and TLS ready; [`Bound::run`] serves until `shutdown` resolves.
-pub struct Bound {
+/// Listeners bound and TLS ready; [`BoundServer::run`] serves until `shutdown` resolves.
+pub struct BoundServer {
     webhook: TcpListener,
     probes: TcpListener,
     addrs: (SocketAddr, SocketAddr),
@@ -213,7 +213,7 @@ pub struct Bound {
     state: AppState,
 }
 
-impl Bound {
+impl BoundServer {
     /// Binds both listeners and prepares TLS.
     pub async fn bind(
         listen: SocketAddr,
@@ -241,7 +241,7 @@ impl Bound {
         let probes = TcpListener::bind(probe_listen).await.map_err(bind_error(probe_listen))?;
         let addrs =
             (webhook.local_addr().map_err(bind_error(listen))?, probes.local_addr().map_err(bind_error(probe_listen))?);
-        Ok(Bound { webhook, probes, addrs, acceptor, watcher, state })
+        Ok(BoundServer { webhook, probes, addrs, acceptor, watcher, state })
     }
 
     /// The bound webhook and probe addresses (useful with port 0).
@@ -252,7 +252,7 @@ impl Bound {
     /// Serves until `shutdown` resolves, then stops accepting, reports not-ready, and lets
     /// in-flight requests finish (up to 10 s).
     pub async fn run(self, shutdown: impl std::future::Future<Output = ()> + Send + 'static) {
-        let Bound { webhook, probes, addrs, acceptor, watcher, state } = self;
+        let BoundServer { webhook, probes, addrs, acceptor, watcher, state } = self;
         let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
         tokio::spawn(async move {
             shutdown.await;

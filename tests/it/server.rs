@@ -14,7 +14,7 @@ use rustls::pki_types::ServerName;
 use serde_json::{json, Value};
 use trustgate::evidence::RegistryConfig;
 use trustgate::server::tls::{self_signed, SelfSigned};
-use trustgate::server::{AppState, Bound, CertSource, Settings};
+use trustgate::server::{AppState, BoundServer, CertSource, Settings};
 
 use crate::common::cosign::{KeyPair, KeyType};
 use crate::common::registry::Registry;
@@ -35,7 +35,7 @@ struct Running {
 impl Running {
     async fn start(certs: CertSource, state: AppState) -> Running {
         let loopback: SocketAddr = "127.0.0.1:0".parse().unwrap();
-        let bound = Bound::bind(loopback, loopback, certs, state).await.unwrap();
+        let bound = BoundServer::bind(loopback, loopback, certs, state).await.unwrap();
         let (addr, probe) = bound.local_addrs();
         let (tx, rx) = tokio::sync::oneshot::channel::<()>();
         let task = tokio::spawn(bound.run(async move {

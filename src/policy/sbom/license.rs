@@ -5,18 +5,18 @@ use super::{Evaluator, MAX_EXPRESSION_DEPTH};
 
 /// The licenses that make an expression fail; it passes when both are empty.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
-pub(super) struct Verdict<'a> {
+pub(super) struct LicenseFailures<'a> {
     pub(super) denied: Vec<&'a str>,
     pub(super) not_allowed: Vec<&'a str>,
 }
 
-impl<'a> Verdict<'a> {
+impl<'a> LicenseFailures<'a> {
     pub(super) fn passes(&self) -> bool {
         self.denied.is_empty() && self.not_allowed.is_empty()
     }
 
     /// Both must hold: every failing license counts.
-    pub(super) fn and(mut self, other: &Verdict<'a>) -> Self {
+    pub(super) fn and(mut self, other: &LicenseFailures<'a>) -> Self {
         for (into, from) in [(&mut self.denied, &other.denied), (&mut self.not_allowed, &other.not_allowed)] {
             for l in from {
                 if !into.iter().any(|x| canonical(x) == canonical(l)) {
@@ -28,9 +28,9 @@ impl<'a> Verdict<'a> {
     }
 
     /// Either may hold: passes when one does; otherwise every alternative's failures count.
-    pub(super) fn or(self, other: Verdict<'a>) -> Self {
+    pub(super) fn or(self, other: LicenseFailures<'a>) -> Self {
         if self.passes() || other.passes() {
-            Verdict::default()
+            LicenseFailures::default()
         } else {
             self.and(&other)
         }
@@ -114,12 +114,12 @@ impl<'a> Expression<'a> {
     }
 
     /// The verdict of the whole text; `None` when it is not an SPDX expression.
-    pub(super) fn evaluate(&mut self, ev: &Evaluator<'_, 'a>) -> Option<Verdict<'a>> {
+    pub(super) fn evaluate(&mut self, ev: &Evaluator<'_, 'a>) -> Option<LicenseFailures<'a>> {
         let v = self.or(ev)?;
         (self.pos == self.tokens.len()).then_some(v)
     }
 
-    pub(super) fn or(&mut self, ev: &Evaluator<'_, 'a>) -> Option<Verdict<'a>> {
+    pub(super) fn or(&mut self, ev: &Evaluator<'_, 'a>) -> Option<LicenseFailures<'a>> {
         let mut v = self.and(ev)?;
         while self.peek() == Some(Token::Or) {
             self.pos += 1;
@@ -128,7 +128,7 @@ impl<'a> Expression<'a> {
         Some(v)
     }
 
-    pub(super) fn and(&mut self, ev: &Evaluator<'_, 'a>) -> Option<Verdict<'a>> {
+    pub(super) fn and(&mut self, ev: &Evaluator<'_, 'a>) -> Option<LicenseFailures<'a>> {
         let mut v = self.with(ev)?;
         while self.peek() == Some(Token::And) {
             self.pos += 1;
@@ -137,7 +137,7 @@ impl<'a> Expression<'a> {
         Some(v)
     }
 
-    pub(super) fn with(&mut self, ev: &Evaluator<'_, 'a>) -> Option<Verdict<'a>> {
+    pub(super) fn with(&mut self, ev: &Evaluator<'_, 'a>) -> Option<LicenseFailures<'a>> {
         match self.next()? {
             Token::Id(id) => {
                 if self.peek() == Some(Token::With) {

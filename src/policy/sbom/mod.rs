@@ -42,7 +42,7 @@ use serde_json::Value;
 use super::glob::star_match;
 use super::predicate::{PredicateType, CYCLONEDX, SPDX};
 use document::{cyclonedx, spdx, text, CdxLicenseChoice};
-use license::{canonical, Expression, Verdict};
+use license::{canonical, Expression, LicenseFailures};
 use purl::{PackagePattern, Purl};
 
 /// At most this many findings are reported, followed by one [`SbomFinding::More`].
@@ -412,8 +412,8 @@ struct Evaluator<'r, 'a> {
     patterns: HashMap<String, Vec<(Option<String>, &'r str)>>,
     /// Verdicts per distinct license text within this evaluation: an SBOM of 10,000 packages
     /// has a few dozen distinct licenses.
-    expressions: HashMap<&'a str, Verdict<'a>>,
-    names: HashMap<&'a str, Verdict<'a>>,
+    expressions: HashMap<&'a str, LicenseFailures<'a>>,
+    names: HashMap<&'a str, LicenseFailures<'a>>,
     packages: usize,
     rule_findings: Vec<SbomFinding>,
     findings: Vec<SbomFinding>,
@@ -455,31 +455,31 @@ impl<'r, 'a> Evaluator<'r, 'a> {
     }
 
     /// One license id (or a license's name, as CycloneDX allows).
-    fn leaf(&self, id: &'a str) -> Verdict<'a> {
+    fn leaf(&self, id: &'a str) -> LicenseFailures<'a> {
         let key = canonical(id);
         if self.denied.contains(&key) {
-            Verdict { denied: vec![id], not_allowed: vec![] }
+            LicenseFailures { denied: vec![id], not_allowed: vec![] }
         } else if !self.allowed.is_empty() && !self.allowed.contains(&key) {
-            Verdict { denied: vec![], not_allowed: vec![id] }
+            LicenseFailures { denied: vec![], not_allowed: vec![id] }
         } else {
-            Verdict::default()
+            LicenseFailures::default()
         }
     }
 
     /// A license text that is not an SPDX expression: one license, denied when any word is.
-    fn opaque(&self, text: &'a str) -> Verdict<'a> {
+    fn opaque(&self, text: &'a str) -> LicenseFailures<'a> {
         let mut denied: Vec<&'a str> = text
             .split(|c: char| !(c.is_ascii_alphanumeric() || ".-+:".contains(c)))
             .filter(|w| !w.is_empty() && self.denied.contains(&canonical(w)))
             .collect();
         denied.dedup();
         if !denied.is_empty() {
-            return Verdict { denied, not_allowed: vec![] };
+            return LicenseFailures { denied, not_allowed: vec![] };
         }
         self.leaf(text.trim())
     }
 
-    fn name_verdict(&mut self, name: &'a str) -> Verdict<'a> {
+    fn name_verdict(&mut self, name: &'a str) -> LicenseFailures<'a> {
         if let Some(v) = self.names.get(name) {
             return v.clone();
         }
@@ -488,7 +488,7 @@ impl<'r, 'a> Evaluator<'r, 'a> {
         v
     }
 
-    fn expression_verdict(&mut self, expression: &'a str) -> Verdict<'a> {
+    fn expression_verdict(&mut self, expression: &'a str) -> LicenseFailures<'a> {
         if let Some(v) = self.expressions.get(expression) {
             return v.clone();
         }
@@ -525,7 +525,7 @@ impl<'r, 'a> Evaluator<'r, 'a> {
         if self.denied.is_empty() && self.allowed.is_empty() {
             return;
         }
-        let (verdict, expression): (Option<Verdict<'a>>, Box<dyn Fn() -> String + '_>) = match license {
+        let (verdict, expression): (Option<LicenseFailures<'a>>, Box<dyn Fn() -> String + '_>) = match license {
             License::Spdx(None) => (None, Box::new(String::new)),
             License::Spdx(Some(e)) => (Some(self.expression_verdict(e)), Box::new(move || e.trim().to_owned())),
             License::CycloneDx(choices) => {
@@ -535,7 +535,7 @@ impl<'r, 'a> Evaluator<'r, 'a> {
                         == Some("concluded")
                 };
                 let any_concluded = choices.iter().any(concluded);
-                let mut verdict: Option<Verdict<'a>> = None;
+                let mut verdict: Option<LicenseFailures<'a>> = None;
                 let mut parts: Vec<&'a str> = Vec::new();
                 for c in choices.iter().filter(|c| !any_concluded || concluded(c)) {
                     let v = if let Some(e) = text(c.expression) {
