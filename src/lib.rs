@@ -22,6 +22,7 @@ pub mod admission;
 pub mod cache;
 pub mod cli;
 pub mod cluster;
+pub mod config;
 pub mod decision;
 pub mod duration;
 pub mod engine;

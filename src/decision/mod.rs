@@ -22,7 +22,7 @@ pub use render::attestation_label;
 pub const MAX_LINES: usize = 20;
 
 /// What the operator chose for images that no policy governs.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, clap::ValueEnum)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub enum Unmatched {
     /// Deny them (zero trust).
     #[default]
