@@ -119,8 +119,8 @@ fn file_engine(policy: &PolicyArgs, registry: &RegistryArgs) -> Result<Arc<Engin
     };
     let metrics = Arc::new(Metrics::default());
     let client = registry_client(registry, metrics.clone())?;
-    policy.install_trust_root()?;
-    let policies = PolicySet::load_dir(dir)?;
+    let trust_root = policy.default_trust_root()?;
+    let policies = PolicySet::load_dir(dir, &trust_root)?;
     let caches = Caches::new(CacheConfig::default());
     Ok(Arc::new(Engine::new(policies, Arc::new(client), caches, policy.unmatched, metrics)))
 }
@@ -165,7 +165,7 @@ pub async fn serve(args: ServeArgs) -> Result<(), CliError> {
         max_entries: args.cache.cache_size,
     };
     let registry = Arc::new(registry_client(&args.registry, metrics.clone())?);
-    args.policy.install_trust_root()?;
+    let trust_root = args.policy.default_trust_root()?;
     let settings = Settings {
         max_body_bytes: args.max_request_bytes,
         default_timeout: args.default_timeout,
@@ -173,7 +173,7 @@ pub async fn serve(args: ServeArgs) -> Result<(), CliError> {
     };
     let state = match &args.policy.policies {
         Some(dir) => {
-            let policies = PolicySet::load_dir(dir)?;
+            let policies = PolicySet::load_dir(dir, &trust_root)?;
             tracing::info!(policies = policies.policies().len(), dir = %dir.display(), "policies loaded from files");
             let engine = Engine::new(policies, registry, Caches::new(cache), args.policy.unmatched, metrics.clone());
             AppState::new(Arc::new(engine), metrics, settings)
@@ -188,7 +188,7 @@ pub async fn serve(args: ServeArgs) -> Result<(), CliError> {
             state.ready.store(false, std::sync::atomic::Ordering::Release);
             let health = cluster::PolicyHealth::default();
             state.policy_health = Some(health.clone());
-            state.namespaces = Some(cluster::start(client.clone(), policies, state.ready.clone(), health));
+            state.namespaces = Some(cluster::start(client.clone(), policies, trust_root, state.ready.clone(), health));
             state.pull_secrets = Some(cluster::PullSecrets::new(client));
             tracing::info!("reading ClusterImagePolicies and Namespaces from the cluster");
             state

@@ -9,7 +9,7 @@ use std::time::Duration;
 use clap::{Args, Parser, Subcommand, ValueEnum};
 
 use crate::decision::Unmatched;
-use crate::policy::{Labels, TrustRoot};
+use crate::policy::{DefaultTrustRoot, Labels, TrustRoot};
 
 /// Configuration problems, each naming the flag at fault; reported together.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -96,14 +96,14 @@ pub struct PolicyArgs {
 }
 
 impl PolicyArgs {
-    /// Installs `--trust-root` as the default of keyless authorities; call before compiling policies.
-    pub fn install_trust_root(&self) -> Result<(), ConfigError> {
-        let Some(path) = &self.trust_root else { return Ok(()) };
+    /// The trust root of keyless authorities that name none: `--trust-root`, read and checked
+    /// here, or the shipped public-good root.
+    pub fn default_trust_root(&self) -> Result<DefaultTrustRoot, ConfigError> {
+        let Some(path) = &self.trust_root else { return Ok(DefaultTrustRoot::default()) };
         let bad = |message: String| ConfigError(vec![format!("--trust-root {}: {message}", path.display())]);
         let json = std::fs::read_to_string(path).map_err(|e| bad(e.to_string()))?;
         let root = TrustRoot::from_json(&json, format!("the trust root {}", path.display())).map_err(bad)?;
-        crate::policy::set_default_trust_root(root);
-        Ok(())
+        Ok(DefaultTrustRoot::new(root))
     }
 }
 

@@ -35,7 +35,7 @@ pub use health::{supervise, PolicyHealth, LIVE_GRACE, READY_GRACE};
 pub use policies::RESYNC;
 pub use pull_secrets::PullSecrets;
 
-use crate::policy::{Labels, PolicyStore, NAMESPACE_NAME_LABEL};
+use crate::policy::{DefaultTrustRoot, Labels, PolicyStore, NAMESPACE_NAME_LABEL};
 
 /// Namespace labels as the cluster has them.
 #[derive(Clone)]
@@ -63,7 +63,13 @@ impl Namespaces {
 
 /// Starts watching policies and namespaces. `ready` is set once both are listed and the first
 /// policy set is in force; `health` says, from then on, whether it is kept current.
-pub fn start(client: Client, policies: PolicyStore, ready: Arc<AtomicBool>, health: PolicyHealth) -> Namespaces {
+pub fn start(
+    client: Client,
+    policies: PolicyStore,
+    trust_root: DefaultTrustRoot,
+    ready: Arc<AtomicBool>,
+    health: PolicyHealth,
+) -> Namespaces {
     let (ns_store, ns_writer) = reflector::store::<Namespace>();
     let ns_events = watcher(Api::<Namespace>::all(client.clone())).default_backoff().reflect(ns_writer);
     tokio::spawn(ns_events.for_each(|event| async move {
@@ -73,7 +79,14 @@ pub fn start(client: Client, policies: PolicyStore, ready: Arc<AtomicBool>, heal
     }));
     let namespaces = Namespaces { store: ns_store.clone() };
     tokio::spawn(supervise(health.clone(), move || {
-        policies::run(client.clone(), policies.clone(), ready.clone(), ns_store.clone(), health.clone())
+        policies::run(
+            client.clone(),
+            policies.clone(),
+            trust_root.clone(),
+            ready.clone(),
+            ns_store.clone(),
+            health.clone(),
+        )
     }));
     namespaces
 }

@@ -17,7 +17,7 @@ use kube::Client;
 use serde_json::json;
 
 use super::{watcher, PolicyHealth};
-use crate::policy::{ClusterImagePolicy, Policy, PolicySet, PolicyStore, SecretKeyRef};
+use crate::policy::{ClusterImagePolicy, DefaultTrustRoot, Policy, PolicySet, PolicyStore, SecretKeyRef};
 
 /// How often policies are recompiled without a change, to pick up rotated Secret keys.
 pub const RESYNC: Duration = Duration::from_secs(30);
@@ -25,6 +25,7 @@ pub const RESYNC: Duration = Duration::from_secs(30);
 pub(super) async fn run(
     client: Client,
     policies: PolicyStore,
+    trust_root: DefaultTrustRoot,
     ready: Arc<AtomicBool>,
     namespaces: Store<Namespace>,
     health: PolicyHealth,
@@ -59,7 +60,7 @@ pub(super) async fn run(
         if !recompile {
             continue;
         }
-        let set = compile(&client, &store.state()).await;
+        let set = compile(&client, &store.state(), &trust_root).await;
         let changed = {
             let current = policies.current();
             current.policies().len() != set.len()
@@ -87,7 +88,11 @@ pub(super) async fn run(
 }
 
 /// Compiles every policy, reading the Secrets behind `secretRef` keys. Sorted by name.
-async fn compile(client: &Client, objects: &[Arc<ClusterImagePolicy>]) -> Vec<Arc<Policy>> {
+async fn compile(
+    client: &Client,
+    objects: &[Arc<ClusterImagePolicy>],
+    trust_root: &DefaultTrustRoot,
+) -> Vec<Arc<Policy>> {
     let mut secrets: HashMap<SecretKeyRef, Result<String, String>> = HashMap::new();
     for object in objects {
         let refs =
@@ -105,7 +110,7 @@ async fn compile(client: &Client, objects: &[Arc<ClusterImagePolicy>]) -> Vec<Ar
     }
     let lookup = |r: &SecretKeyRef| secrets.get(r).cloned().unwrap_or_else(|| Err("not read".into()));
     let mut out: Vec<Arc<Policy>> =
-        objects.iter().map(|object| Arc::new(Policy::compile_guarded(object, &lookup).0)).collect();
+        objects.iter().map(|object| Arc::new(Policy::compile_guarded(object, &lookup, trust_root).0)).collect();
     out.sort_by(|a, b| a.name.cmp(&b.name));
     out
 }

@@ -188,7 +188,7 @@ async fn an_invalid_cluster_policy_denies_what_it_governs_and_spares_the_rest() 
     let yaml = "apiVersion: trustgate.dev/v1alpha1\nkind: ClusterImagePolicy\nmetadata: {name: broken}\nspec:\n  images: [{glob: \"registry.acme.io/**\"}]\n  signatures:\n    authorities:\n      - name: k\n        key: {secretRef: {name: keys, namespace: sec}}\n";
     let object: crate::policy::ClusterImagePolicy = serde_yaml::from_str(yaml).unwrap();
     let missing = |r: &crate::policy::SecretKeyRef| Err(format!("Secret {}/{} not found", r.namespace, r.name));
-    let (broken, errors) = Policy::compile_lenient(&object, &missing);
+    let (broken, errors) = Policy::compile_lenient(&object, &missing, &Default::default());
     assert_eq!(errors.len(), 1);
     let allow = "apiVersion: trustgate.dev/v1alpha1\nkind: ClusterImagePolicy\nmetadata: {name: others}\nspec:\n  images: [{glob: \"quay.io/**\"}]\n";
     let (mut set, _) = parse_documents(allow);

@@ -80,22 +80,34 @@ impl TrustedKey {
     }
 }
 
-static DEFAULT_TRUST_ROOT: std::sync::OnceLock<Arc<TrustRoot>> = std::sync::OnceLock::new();
+/// The trust root of keyless authorities that name none: the operator's (`--trust-root`), or
+/// else the Sigstore public-good root shipped with trustgate.
+#[derive(Debug, Clone, Default)]
+pub struct DefaultTrustRoot(Option<Arc<TrustRoot>>);
 
-/// Sets the trust root of keyless authorities that name none (the server's `--trust-root`);
-/// without it they use the Sigstore public-good root shipped with trustgate. Call once, before
-/// policies are compiled; later calls are ignored and return false.
-pub fn set_default_trust_root(root: TrustRoot) -> bool {
-    DEFAULT_TRUST_ROOT.set(Arc::new(root)).is_ok()
+impl DefaultTrustRoot {
+    /// The operator's root.
+    pub fn new(root: TrustRoot) -> Self {
+        DefaultTrustRoot(Some(Arc::new(root)))
+    }
+
+    pub(crate) fn get(&self) -> Result<Arc<TrustRoot>, String> {
+        match &self.0 {
+            Some(root) => Ok(root.clone()),
+            None => public_good(),
+        }
+    }
 }
 
-pub(crate) fn default_trust_root() -> Result<Arc<TrustRoot>, String> {
-    if let Some(root) = DEFAULT_TRUST_ROOT.get() {
+/// The shipped public-good root, parsed once: it is the same data for the life of the process.
+fn public_good() -> Result<Arc<TrustRoot>, String> {
+    static PUBLIC_GOOD: std::sync::OnceLock<Arc<TrustRoot>> = std::sync::OnceLock::new();
+    if let Some(root) = PUBLIC_GOOD.get() {
         return Ok(root.clone());
     }
     let root =
         TrustRoot::public_good().map_err(|e| format!("the shipped public-good trust root failed to load: {e}"))?;
-    Ok(DEFAULT_TRUST_ROOT.get_or_init(|| Arc::new(root)).clone())
+    Ok(PUBLIC_GOOD.get_or_init(|| Arc::new(root)).clone())
 }
 
 /// Certificate authorities, transparency logs and timestamp authorities to trust, from a

@@ -7,7 +7,7 @@ use std::sync::Arc;
 
 use sha2::{Digest as _, Sha256};
 
-use super::authority::{default_trust_root, parse_public_key};
+use super::authority::{parse_public_key, DefaultTrustRoot};
 use super::{
     duration, panic_message, AttestationCheck, AttestationRule, ClusterImagePolicy, ClusterImagePolicySpec, Glob,
     Identity, Keyless, KeylessAuthority, Matcher, Policy, PredicateType, SbomRule, SecretKeyRef, Selector,
@@ -34,11 +34,12 @@ pub struct PolicyErrors(pub Vec<PolicyError>);
 
 impl Policy {
     /// Validates a policy object (file mode). Every problem is returned, each with its field path.
-    pub fn compile(policy: &ClusterImagePolicy) -> Result<Policy, Vec<PolicyError>> {
+    /// Keyless authorities that name no trust root use `trust_root`.
+    pub fn compile(policy: &ClusterImagePolicy, trust_root: &DefaultTrustRoot) -> Result<Policy, Vec<PolicyError>> {
         let no_secrets = |_: &SecretKeyRef| {
             Err("a secretRef is read from the cluster; in a policy file give the value inline (publicKey, trustedRootJson)".into())
         };
-        let (policy, errors) = Policy::compile_guarded(policy, &no_secrets);
+        let (policy, errors) = Policy::compile_guarded(policy, &no_secrets, trust_root);
         if errors.is_empty() {
             Ok(policy)
         } else {
@@ -53,6 +54,7 @@ impl Policy {
     pub fn compile_lenient(
         policy: &ClusterImagePolicy,
         secret_key: &dyn Fn(&SecretKeyRef) -> Result<String, String>,
+        trust_root: &DefaultTrustRoot,
     ) -> (Policy, Vec<PolicyError>) {
         let name = policy.metadata.name.clone().unwrap_or_default();
         let spec = &policy.spec;
@@ -128,7 +130,7 @@ impl Policy {
                             Err(m) => err(format!("{field}.{key_field}"), m),
                         }
                     }
-                    (None, Some(k)) => match compile_keyless(k, secret_key, &mut key_material) {
+                    (None, Some(k)) => match compile_keyless(k, secret_key, trust_root, &mut key_material) {
                         Ok(keyless) => keys.push(TrustedKey { name: a.name.clone(), signer: Signer::Keyless(keyless) }),
                         Err(problems) => {
                             for (f, m) in problems {
@@ -252,9 +254,11 @@ impl Policy {
     pub fn compile_guarded(
         policy: &ClusterImagePolicy,
         secret_key: &dyn Fn(&SecretKeyRef) -> Result<String, String>,
+        trust_root: &DefaultTrustRoot,
     ) -> (Policy, Vec<PolicyError>) {
-        let compiled =
-            std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| Policy::compile_lenient(policy, secret_key)));
+        let compiled = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+            Policy::compile_lenient(policy, secret_key, trust_root)
+        }));
         let panic = match compiled {
             Ok(result) => return result,
             Err(panic) => panic,
@@ -286,6 +290,7 @@ impl Policy {
 fn compile_keyless(
     k: &KeylessAuthority,
     secret_key: &dyn Fn(&SecretKeyRef) -> Result<String, String>,
+    default_root: &DefaultTrustRoot,
     material: &mut Vec<String>,
 ) -> Result<Keyless, Vec<(String, String)>> {
     let mut problems = Vec::new();
@@ -315,7 +320,7 @@ fn compile_keyless(
         }
     }
     let trust_root = match &k.trust_root {
-        None => default_trust_root().map_err(|m| vec![(".trustRoot".to_owned(), m)]),
+        None => default_root.get().map_err(|m| vec![(".trustRoot".to_owned(), m)]),
         Some(TrustRootSource { trusted_root_json: Some(json), secret_ref: None }) => {
             material.push(json.clone());
             TrustRoot::from_json(json, "the policy's trust root".into())
@@ -455,7 +460,7 @@ HmhSPuBlmiGFYe70BZlGiFJ+l5r29JGkFWtbsXeZuLV+KTPZ23Xb7a+gSg==
         let yaml = policy_yaml("buggy", "  signatures:\n    authorities:\n      - name: k\n        key: {secretRef: {name: keys, namespace: sec}}\n");
         let object: ClusterImagePolicy = serde_yaml::from_str(&yaml).unwrap();
         let buggy = |_: &SecretKeyRef| -> Result<String, String> { panic!("index out of bounds") };
-        let (policy, errors) = Policy::compile_guarded(&object, &buggy);
+        let (policy, errors) = Policy::compile_guarded(&object, &buggy, &DefaultTrustRoot::default());
         assert_eq!(errors.len(), 1);
         let why = policy.invalid.as_deref().unwrap();
         assert!(why.contains("compiling it failed, a bug in trustgate (index out of bounds)"), "{why}");
@@ -567,13 +572,13 @@ HmhSPuBlmiGFYe70BZlGiFJ+l5r29JGkFWtbsXeZuLV+KTPZ23Xb7a+gSg==
         std::fs::write(dir.path().join("b.yml"), policy_yaml("a", "")).unwrap();
         std::fs::write(dir.path().join("c.yaml"), policy_yaml("c", "  mode: nope\n")).unwrap();
         std::fs::write(dir.path().join("notes.txt"), "ignored").unwrap();
-        let err = PolicySet::load_dir(dir.path()).unwrap_err().to_string();
+        let err = PolicySet::load_dir(dir.path(), &DefaultTrustRoot::default()).unwrap_err().to_string();
         assert!(err.contains("2 invalid policies"), "{err}");
         assert!(err.contains("c.yaml: policy \"c\": spec.mode"), "{err}");
         assert!(err.contains("policy \"a\": metadata.name: defined more than once"), "{err}");
 
         std::fs::remove_file(dir.path().join("b.yml")).unwrap();
         std::fs::remove_file(dir.path().join("c.yaml")).unwrap();
-        assert_eq!(PolicySet::load_dir(dir.path()).unwrap().policies().len(), 1);
+        assert_eq!(PolicySet::load_dir(dir.path(), &DefaultTrustRoot::default()).unwrap().policies().len(), 1);
     }
 }

@@ -4,7 +4,7 @@
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
-use super::{ClusterImagePolicy, Policy, PolicyError, PolicyErrors, PolicySet};
+use super::{ClusterImagePolicy, DefaultTrustRoot, Policy, PolicyError, PolicyErrors, PolicySet};
 
 /// Loading the policy directory failed before any policy could be read.
 #[derive(Debug, thiserror::Error)]
@@ -27,8 +27,9 @@ pub enum LoadError {
 
 impl PolicySet {
     /// Loads every `*.yaml` / `*.yml` file of `dir` (multi-document). Any invalid document
-    /// fails the whole load, with every problem named by file, object and field.
-    pub fn load_dir(dir: &Path) -> Result<Self, LoadError> {
+    /// fails the whole load, with every problem named by file, object and field. Keyless
+    /// authorities that name no trust root use `trust_root`.
+    pub fn load_dir(dir: &Path, trust_root: &DefaultTrustRoot) -> Result<Self, LoadError> {
         let read_dir = |source| LoadError::ReadDir { path: dir.to_owned(), source };
         let mut files: Vec<PathBuf> = std::fs::read_dir(dir)
             .map_err(read_dir)?
@@ -42,7 +43,7 @@ impl PolicySet {
         for path in files {
             let text =
                 std::fs::read_to_string(&path).map_err(|source| LoadError::ReadFile { path: path.clone(), source })?;
-            let (ok, errs) = parse_documents(&text);
+            let (ok, errs) = parse_documents_with(&text, trust_root);
             policies.extend(ok);
             errors.extend(errs.into_iter().map(|mut e| {
                 e.source_file = Some(path.clone());
@@ -67,8 +68,14 @@ impl PolicySet {
     }
 }
 
-/// Parses the `ClusterImagePolicy` documents of one YAML stream.
+/// Parses the `ClusterImagePolicy` documents of one YAML stream; keyless authorities that name
+/// no trust root use the Sigstore public-good root.
 pub fn parse_documents(text: &str) -> (Vec<Arc<Policy>>, Vec<PolicyError>) {
+    parse_documents_with(text, &DefaultTrustRoot::default())
+}
+
+/// [`parse_documents`], with `trust_root` for keyless authorities that name none.
+pub fn parse_documents_with(text: &str, trust_root: &DefaultTrustRoot) -> (Vec<Arc<Policy>>, Vec<PolicyError>) {
     use serde::Deserialize;
     let mut policies = Vec::new();
     let mut errors = Vec::new();
@@ -110,7 +117,7 @@ pub fn parse_documents(text: &str) -> (Vec<Arc<Policy>>, Vec<PolicyError>) {
             continue;
         }
         match serde_path_to_error::deserialize::<_, ClusterImagePolicy>(value) {
-            Ok(p) => match Policy::compile(&p) {
+            Ok(p) => match Policy::compile(&p, trust_root) {
                 Ok(p) => policies.push(Arc::new(p)),
                 Err(es) => errors.extend(es),
             },

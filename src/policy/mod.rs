@@ -36,9 +36,9 @@ pub use types::{
     SlsaSpec, TransparencyLog, TrustRootSecretRef, TrustRootSource,
 };
 
-pub use authority::{set_default_trust_root, Identity, Keyless, Matcher, Signer, SignerId, TrustRoot, TrustedKey};
+pub use authority::{DefaultTrustRoot, Identity, Keyless, Matcher, Signer, SignerId, TrustRoot, TrustedKey};
 pub use compile::{PolicyError, PolicyErrors};
-pub use load::{parse_documents, LoadError};
+pub use load::{parse_documents, parse_documents_with, LoadError};
 pub use predicate::PredicateType;
 
 pub use sbom::SbomRule;
