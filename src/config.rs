@@ -102,7 +102,8 @@ impl PolicyArgs {
         let Some(path) = &self.trust_root else { return Ok(DefaultTrustRoot::default()) };
         let bad = |message: String| ConfigError(vec![format!("--trust-root {}: {message}", path.display())]);
         let json = std::fs::read_to_string(path).map_err(|e| bad(e.to_string()))?;
-        let root = TrustRoot::from_json(&json, format!("the trust root {}", path.display())).map_err(bad)?;
+        let root = TrustRoot::from_json(&json, format!("the trust root {}", path.display()))
+            .map_err(|e| bad(e.to_string()))?;
         Ok(DefaultTrustRoot::new(root))
     }
 }

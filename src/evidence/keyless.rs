@@ -39,21 +39,62 @@ pub struct Certified {
     pub signed_at: Option<SystemTime>,
 }
 
+/// Why a keyless signature was not accepted: one variant per check, in the order they are made.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum KeylessError {
+    /// The classic layer's certificate annotations could not be turned into a bundle.
+    #[error("{0}")]
+    Material(String),
+    #[error("signed with a key, not a certificate")]
+    NotACertificate,
+    #[error("the signature has no transparency-log entry, and the authority requires one (transparencyLog: require)")]
+    LogEntryRequired,
+    /// sigstore-verify refused the bundle (signature, chain at the signing time, log entry).
+    #[error("the keyless signature did not verify against {root}: {detail}")]
+    NotVerified { root: String, detail: String },
+    #[error("the bundle's certificate chain is empty")]
+    EmptyChain,
+    #[error("the signing certificate is malformed: {0}")]
+    MalformedCertificate(String),
+    #[error(
+        "the signing certificate has expired (with no log entry or timestamp to prove it was valid when it signed, it must be valid now)"
+    )]
+    Expired,
+    #[error("the signing certificate is not valid yet")]
+    NotValidYet,
+    /// Another CA, or one that impersonates a trusted CA's name.
+    #[error("the signing certificate was not issued by a certificate authority of {root}")]
+    UnknownIssuer { root: String },
+    #[error("the signing certificate (or an intermediate CA of its chain) lacks the code-signing extended key usage")]
+    NotForCodeSigning,
+    #[error("the signing certificate does not chain to {root}: {detail}")]
+    Chain { root: String, detail: String },
+    #[error("the clock cannot be read as a timestamp: {0}")]
+    Clock(String),
+    #[error("the bundle's message digest is not this image's digest")]
+    OtherDigest,
+    #[error("the bundle holds neither a message signature nor a DSSE envelope")]
+    NoSignature,
+    #[error("the signature was not made by the certificate's key (a certificate paired with another key's signature)")]
+    OtherKey,
+    /// Verified, but certified to someone the authority does not accept.
+    #[error("signed by {subject} (issuer {issuer}), which is none of the authority's identities ({accepted})")]
+    OtherIdentity { subject: String, issuer: String, accepted: String },
+}
+
 /// Verifies `bundle` over `artifact` (the image digest for bundles and DSSE envelopes, the
 /// payload bytes for a classic signature) against a keyless authority and returns the certified
 /// identity, or why not.
-pub fn verify(authority: &Keyless, bundle: &Bundle, artifact: Artifact<'_>) -> Result<Certified, String> {
+pub fn verify(authority: &Keyless, bundle: &Bundle, artifact: Artifact<'_>) -> Result<Certified, KeylessError> {
     let bundle = normalise(bundle);
     let material = &bundle.verification_material;
     if matches!(material.content, VerificationMaterialContent::PublicKey(_)) {
-        return Err("signed with a key, not a certificate".into());
+        return Err(KeylessError::NotACertificate);
     }
     let has_log = !material.tlog_entries.is_empty();
     let has_timestamp = !material.timestamp_verification_data.rfc3161_timestamps.is_empty();
     if authority.require_log && !has_log {
-        return Err("the signature has no transparency-log entry, and the authority requires one \
-                        (transparencyLog: require)"
-            .into());
+        return Err(KeylessError::LogEntryRequired);
     }
     let certified = if has_log || has_timestamp {
         let mut policy = VerificationPolicy::any_identity();
@@ -64,10 +105,9 @@ pub fn verify(authority: &Keyless, bundle: &Bundle, artifact: Artifact<'_>) -> R
             // A private CA without a certificate-transparency log embeds no SCT.
             policy = policy.skip_sct();
         }
-        let result =
-            authority.trust_root.verifier().verify(artifact, &bundle, &policy).map_err(|e| {
-                format!("the keyless signature did not verify against {}: {e}", authority.trust_root.label)
-            })?;
+        let result = authority.trust_root.verifier().verify(artifact, &bundle, &policy).map_err(|e| {
+            KeylessError::NotVerified { root: authority.trust_root.label.clone(), detail: e.to_string() }
+        })?;
         Certified {
             subject: result.identity().map(|s| s.as_str().to_owned()).unwrap_or_default(),
             issuer: result.issuer().unwrap_or_default().to_owned(),
@@ -80,39 +120,38 @@ pub fn verify(authority: &Keyless, bundle: &Bundle, artifact: Artifact<'_>) -> R
     {
         Ok(certified)
     } else {
-        Err(format!(
-            "signed by {} (issuer {}), which is none of the authority's identities ({})",
-            or_none(&certified.subject),
-            or_none(&certified.issuer),
-            authority
+        Err(KeylessError::OtherIdentity {
+            subject: or_none(&certified.subject).to_owned(),
+            issuer: or_none(&certified.issuer).to_owned(),
+            accepted: authority
                 .identities
                 .iter()
                 .map(|i| format!("issuer {} subject {}", i.issuer, i.subject))
                 .collect::<Vec<_>>()
-                .join("; ")
-        ))
+                .join("; "),
+        })
     }
 }
 
 /// No log entry, no timestamp (`transparencyLog: skip`): chain, usage and validity now;
 /// then the signature with the certificate's key.
-fn verify_offline(authority: &Keyless, bundle: &Bundle, artifact: Artifact<'_>) -> Result<Certified, String> {
+fn verify_offline(authority: &Keyless, bundle: &Bundle, artifact: Artifact<'_>) -> Result<Certified, KeylessError> {
     let (leaf, intermediates) = match &bundle.verification_material.content {
         VerificationMaterialContent::Certificate(c) => (c.raw_bytes.clone(), Vec::new()),
         VerificationMaterialContent::X509CertificateChain { certificates } => match certificates.split_first() {
             Some((leaf, rest)) => (leaf.raw_bytes.clone(), rest.iter().map(|c| c.raw_bytes.clone()).collect()),
-            None => return Err("the bundle's certificate chain is empty".into()),
+            None => return Err(KeylessError::EmptyChain),
         },
-        _ => return Err("signed with a key, not a certificate".into()),
+        _ => return Err(KeylessError::NotACertificate),
     };
     let now = SystemTime::now();
-    let now_ts = jiff::Timestamp::try_from(now).map_err(|e| e.to_string())?;
+    let now_ts = jiff::Timestamp::try_from(now).map_err(|e| KeylessError::Clock(e.to_string()))?;
     let anchors: Vec<TrustAnchor<'_>> = authority.trust_root.anchors_at(now_ts);
     let leaf_der = CertificateDer::from(leaf.as_bytes());
     let intermediates: Vec<CertificateDer<'_>> =
         intermediates.iter().map(|c| CertificateDer::from(c.as_bytes())).collect();
     let end_entity =
-        webpki::EndEntityCert::try_from(&leaf_der).map_err(|e| format!("the signing certificate is malformed: {e}"))?;
+        webpki::EndEntityCert::try_from(&leaf_der).map_err(|e| KeylessError::MalformedCertificate(e.to_string()))?;
     let time = UnixTime::since_unix_epoch(now.duration_since(SystemTime::UNIX_EPOCH).unwrap_or_default());
     end_entity
         .verify_for_usage(
@@ -125,7 +164,7 @@ fn verify_offline(authority: &Keyless, bundle: &Bundle, artifact: Artifact<'_>) 
             None,
         )
         .map_err(|e| chain_error(&e, &authority.trust_root.label))?;
-    let info = parse_certificate_info(&leaf).map_err(|e| format!("the signing certificate is malformed: {e}"))?;
+    let info = parse_certificate_info(&leaf).map_err(|e| KeylessError::MalformedCertificate(e.to_string()))?;
     let scheme = info.key_algorithm.default_signing_scheme();
     let signed = match (&bundle.content, &artifact) {
         (SignatureContent::DsseEnvelope(envelope), _) => {
@@ -136,16 +175,13 @@ fn verify_offline(authority: &Keyless, bundle: &Bundle, artifact: Artifact<'_>) 
         }
         (SignatureContent::MessageSignature(m), Artifact::Digest(digest)) => {
             if m.message_digest.as_ref().is_none_or(|d| d.digest.as_bytes() != digest.as_bytes()) {
-                return Err("the bundle's message digest is not this image's digest".into());
+                return Err(KeylessError::OtherDigest);
             }
             verify_signature_prehashed(&info.public_key, digest.as_bytes(), &m.signature, scheme)
         }
-        _ => return Err("the bundle holds neither a message signature nor a DSSE envelope".into()),
+        _ => return Err(KeylessError::NoSignature),
     };
-    signed.map_err(|_| {
-        "the signature was not made by the certificate's key (a certificate paired with another key's signature)"
-            .to_owned()
-    })?;
+    signed.map_err(|_| KeylessError::OtherKey)?;
     Ok(Certified {
         subject: info.identity.map(|s| s.as_str().to_owned()).unwrap_or_default(),
         issuer: info.issuer.unwrap_or_default(),
@@ -161,21 +197,15 @@ fn or_none(s: &str) -> &str {
     }
 }
 
-fn chain_error(e: &webpki::Error, root: &str) -> String {
+fn chain_error(e: &webpki::Error, root: &str) -> KeylessError {
     match e {
-        webpki::Error::CertExpired { .. } => "the signing certificate has expired (with no log entry or timestamp to \
-                                              prove it was valid when it signed, it must be valid now)"
-            .into(),
-        webpki::Error::CertNotValidYet { .. } => "the signing certificate is not valid yet".into(),
-        // Another CA, or one that impersonates a trusted CA's name.
+        webpki::Error::CertExpired { .. } => KeylessError::Expired,
+        webpki::Error::CertNotValidYet { .. } => KeylessError::NotValidYet,
         webpki::Error::UnknownIssuer | webpki::Error::InvalidSignatureForPublicKey => {
-            format!("the signing certificate was not issued by a certificate authority of {root}")
+            KeylessError::UnknownIssuer { root: root.to_owned() }
         }
-        webpki::Error::RequiredEkuNotFoundContext(_) => {
-            "the signing certificate (or an intermediate CA of its chain) lacks the code-signing extended key usage"
-                .into()
-        }
-        other => format!("the signing certificate does not chain to {root}: {other}"),
+        webpki::Error::RequiredEkuNotFoundContext(_) => KeylessError::NotForCodeSigning,
+        other => KeylessError::Chain { root: root.to_owned(), detail: other.to_string() },
     }
 }
 
@@ -208,7 +238,11 @@ pub enum ClassicContent<'a> {
 /// Turns a classic keyless layer into a v0.1 sigstore bundle (certificate chain, the log entry
 /// of its `bundle` annotation as an inclusion promise), so it is verified by the same code as
 /// a bundle. Nothing here is trusted: it only rearranges what the registry sent.
-pub fn classic_bundle(material: &ClassicMaterial, content: ClassicContent<'_>) -> Result<Bundle, String> {
+pub fn classic_bundle(material: &ClassicMaterial, content: ClassicContent<'_>) -> Result<Bundle, KeylessError> {
+    bundle_of_classic(material, content).map_err(KeylessError::Material)
+}
+
+fn bundle_of_classic(material: &ClassicMaterial, content: ClassicContent<'_>) -> Result<Bundle, String> {
     let b64 = base64::engine::general_purpose::STANDARD;
     let leaf = material.certificate.as_deref().ok_or("the signature carries no certificate")?;
     let mut certificates = Vec::new();
@@ -387,10 +421,11 @@ mod tests {
             (exact(ISSUER), Matcher::regex(r"https://github\.com/acme").unwrap()),
         ] {
             let err = verify(&keyless(ca.root(), issuer, subject, false), &bundle, Artifact::from_blob(b"payload"))
-                .unwrap_err();
+                .unwrap_err()
+                .to_string();
             assert!(err.contains("none of the authority's identities") && err.contains(SUBJECT), "{err}");
         }
-        let err = verify(&ok, &bundle, Artifact::from_blob(b"another payload")).unwrap_err();
+        let err = verify(&ok, &bundle, Artifact::from_blob(b"another payload")).unwrap_err().to_string();
         assert!(err.contains("not made by the certificate's key"), "{err}");
     }
 
@@ -402,7 +437,8 @@ mod tests {
         let bundle = signed(&cert, &forger, b"payload");
         let err =
             verify(&keyless(ca.root(), exact(ISSUER), exact(SUBJECT), false), &bundle, Artifact::from_blob(b"payload"))
-                .unwrap_err();
+                .unwrap_err()
+                .to_string();
         assert!(err.contains("not made by the certificate's key"), "{err}");
     }
 
@@ -415,15 +451,15 @@ mod tests {
             |cert: Vec<u8>, key: KeyPair| verify(&verifier, &signed(&cert, &key, b"p"), Artifact::from_blob(b"p"));
 
         let (cert, key) = other.leaf(SUBJECT, |_| {});
-        let err = check(cert, key).unwrap_err();
+        let err = check(cert, key).unwrap_err().to_string();
         assert!(err.contains("not issued by a certificate authority of the test root"), "{err}");
         let (cert, key) = ca.leaf(SUBJECT, |p| {
             p.not_before = rcgen::date_time_ymd(2021, 1, 1);
             p.not_after = rcgen::date_time_ymd(2022, 1, 1);
         });
-        assert!(check(cert, key).unwrap_err().contains("has expired"));
+        assert!(check(cert, key).unwrap_err().to_string().contains("has expired"));
         let (cert, key) = ca.leaf(SUBJECT, |p| p.extended_key_usages = vec![ExtendedKeyUsagePurpose::ServerAuth]);
-        assert!(check(cert, key).unwrap_err().contains("code-signing"));
+        assert!(check(cert, key).unwrap_err().to_string().contains("code-signing"));
         // The deprecated issuer extension (raw bytes) is read too.
         let (cert, key) = ca.leaf(SUBJECT, |p| {
             p.custom_extensions =
@@ -432,7 +468,7 @@ mod tests {
         assert_eq!(check(cert, key).unwrap().issuer, ISSUER);
         // No issuer extension at all: no identity can match.
         let (cert, key) = ca.leaf(SUBJECT, |p| p.custom_extensions.clear());
-        assert!(check(cert, key).unwrap_err().contains("issuer no identity"));
+        assert!(check(cert, key).unwrap_err().to_string().contains("issuer no identity"));
     }
 
     #[test]
@@ -472,7 +508,7 @@ mod tests {
         let without = ClassicMaterial { certificate: Some(pem(&leaf)), ..Default::default() };
         let bundle =
             classic_bundle(&without, ClassicContent::Message { payload: b"p", signature_b64: &signature }).unwrap();
-        let err = verify(&verifier, &bundle, Artifact::from_blob(b"p")).unwrap_err();
+        let err = verify(&verifier, &bundle, Artifact::from_blob(b"p")).unwrap_err().to_string();
         assert!(err.contains("not issued by a certificate authority"), "{err}");
     }
 
@@ -485,16 +521,23 @@ mod tests {
             &signed(&cert, &key, b"p"),
             Artifact::from_blob(b"p"),
         )
-        .unwrap_err();
+        .unwrap_err()
+        .to_string();
         assert!(err.contains("no transparency-log entry") && err.contains("transparencyLog: require"), "{err}");
     }
 
     #[test]
     fn bad_trust_roots_and_material_are_errors() {
-        assert!(TrustRoot::from_json("{", "x".into()).unwrap_err().contains("not a valid sigstore trusted_root.json"));
+        assert!(TrustRoot::from_json("{", "x".into())
+            .unwrap_err()
+            .to_string()
+            .contains("not a valid sigstore trusted_root.json"));
         let empty = json!({"mediaType": "application/vnd.dev.sigstore.trustedroot+json;version=0.1",
             "tlogs": [], "ctlogs": [], "timestampAuthorities": [], "certificateAuthorities": []});
-        assert!(TrustRoot::from_json(&empty.to_string(), "x".into()).unwrap_err().contains("no certificate authority"));
+        assert!(TrustRoot::from_json(&empty.to_string(), "x".into())
+            .unwrap_err()
+            .to_string()
+            .contains("no certificate authority"));
         assert!(TrustRoot::public_good().is_ok());
         let none = ClassicMaterial::default();
         assert!(classic_bundle(&none, ClassicContent::Dsse { envelope: b"{}" }).is_err());
@@ -505,8 +548,9 @@ mod tests {
             rekor_bundle: Some("{\"Payload\": {}}".into()),
             ..Default::default()
         };
-        let err =
-            classic_bundle(&bad_log, ClassicContent::Message { payload: b"p", signature_b64: "AA==" }).unwrap_err();
+        let err = classic_bundle(&bad_log, ClassicContent::Message { payload: b"p", signature_b64: "AA==" })
+            .unwrap_err()
+            .to_string();
         assert!(err.contains("transparency-log annotation is malformed"), "{err}");
     }
 }

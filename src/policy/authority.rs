@@ -126,33 +126,47 @@ impl std::fmt::Debug for TrustRoot {
     }
 }
 
+/// Why a trust root cannot be used.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum TrustRootError {
+    #[error("not a valid sigstore trusted_root.json: {0}")]
+    Parse(String),
+    #[error("cannot be used for verification: {0}")]
+    Unusable(String),
+    #[error("holds a certificate authority that is not a valid certificate: {0}")]
+    BadAuthority(String),
+    #[error("lists no certificate authority, so no keyless signature could verify")]
+    NoAuthority,
+}
+
 impl TrustRoot {
     /// The Sigstore public-good instance, from the snapshot shipped with the sigstore crates
     /// (no network).
-    pub fn public_good() -> Result<Self, String> {
-        let root = TrustedRoot::from_embedded(SigstoreInstance::PublicGood).map_err(|e| e.to_string())?;
+    pub fn public_good() -> Result<Self, TrustRootError> {
+        let root = TrustedRoot::from_embedded(SigstoreInstance::PublicGood)
+            .map_err(|e| TrustRootError::Parse(e.to_string()))?;
         Self::new(&root, "the Sigstore public-good root".into())
     }
 
     /// A `trusted_root.json` document; `label` says where it came from.
-    pub fn from_json(json: &str, label: String) -> Result<Self, String> {
-        let root = TrustedRoot::from_json(json).map_err(|e| format!("not a valid sigstore trusted_root.json: {e}"))?;
+    pub fn from_json(json: &str, label: String) -> Result<Self, TrustRootError> {
+        let root = TrustedRoot::from_json(json).map_err(|e| TrustRootError::Parse(e.to_string()))?;
         Self::new(&root, label)
     }
 
-    fn new(root: &TrustedRoot, label: String) -> Result<Self, String> {
-        let verifier = Verifier::new(root).map_err(|e| format!("cannot be used for verification: {e}"))?;
+    fn new(root: &TrustedRoot, label: String) -> Result<Self, TrustRootError> {
+        let verifier = Verifier::new(root).map_err(|e| TrustRootError::Unusable(e.to_string()))?;
         let mut anchors = Vec::new();
         for ca in &root.certificate_authorities {
             for cert in &ca.cert_chain.certificates {
                 let der = CertificateDer::from(cert.raw_bytes.as_bytes());
-                let anchor = webpki::anchor_from_trusted_cert(&der)
-                    .map_err(|e| format!("holds a certificate authority that is not a valid certificate: {e}"))?;
+                let anchor =
+                    webpki::anchor_from_trusted_cert(&der).map_err(|e| TrustRootError::BadAuthority(e.to_string()))?;
                 anchors.push((anchor.to_owned(), ca.valid_for));
             }
         }
         if anchors.is_empty() {
-            return Err("lists no certificate authority, so no keyless signature could verify".into());
+            return Err(TrustRootError::NoAuthority);
         }
         Ok(TrustRoot { verifier, anchors, ct_logs: !root.ctlogs.is_empty(), label })
     }

@@ -325,12 +325,13 @@ fn compile_keyless(
             material.push(json.clone());
             TrustRoot::from_json(json, "the policy's trust root".into())
                 .map(Arc::new)
-                .map_err(|m| vec![(".trustRoot.trustedRootJson".to_owned(), m)])
+                .map_err(|e| vec![(".trustRoot.trustedRootJson".to_owned(), e.to_string())])
         }
         Some(TrustRootSource { trusted_root_json: None, secret_ref: Some(r) }) => secret_key(&r.into())
             .and_then(|json| {
                 material.push(json.clone());
                 TrustRoot::from_json(&json, format!("the trust root in Secret {}/{}", r.namespace, r.name))
+                    .map_err(|e| e.to_string())
             })
             .map(Arc::new)
             .map_err(|m| vec![(".trustRoot.secretRef".to_owned(), m)]),

@@ -36,7 +36,9 @@ pub use types::{
     SlsaSpec, TransparencyLog, TrustRootSecretRef, TrustRootSource,
 };
 
-pub use authority::{DefaultTrustRoot, Identity, Keyless, Matcher, Signer, SignerId, TrustRoot, TrustedKey};
+pub use authority::{
+    DefaultTrustRoot, Identity, Keyless, Matcher, Signer, SignerId, TrustRoot, TrustRootError, TrustedKey,
+};
 pub use compile::{PolicyError, PolicyErrors};
 pub use load::{parse_documents, parse_documents_with, LoadError};
 pub use predicate::PredicateType;

@@ -193,7 +193,8 @@ fn a_classic_keyless_signature_with_its_log_entry_verifies_and_a_forged_pairing_
     let (material, payload, signature) = classic_layer(&forged);
     let bundle = classic_bundle(&material, ClassicContent::Message { payload: &payload, signature_b64: &signature })
         .expect("the forged layer converts");
-    let err = keyless::verify(&keyless, &bundle, sigstore_types::Artifact::from_blob(&payload)).unwrap_err();
+    let err =
+        keyless::verify(&keyless, &bundle, sigstore_types::Artifact::from_blob(&payload)).unwrap_err().to_string();
     assert!(err.contains("did not verify"), "{err}");
 
     // Without the log entry and with the log required: refused for that reason.
@@ -201,7 +202,8 @@ fn a_classic_keyless_signature_with_its_log_entry_verifies_and_a_forged_pairing_
     material.rekor_bundle = None;
     let bundle =
         classic_bundle(&material, ClassicContent::Message { payload: &payload, signature_b64: &signature }).unwrap();
-    let err = keyless::verify(&keyless, &bundle, sigstore_types::Artifact::from_blob(&payload)).unwrap_err();
+    let err =
+        keyless::verify(&keyless, &bundle, sigstore_types::Artifact::from_blob(&payload)).unwrap_err().to_string();
     assert!(err.contains("no transparency-log entry"), "{err}");
     // And another identity is refused even with everything genuine.
     let mut other = public_good_keyless();
@@ -209,7 +211,7 @@ fn a_classic_keyless_signature_with_its_log_entry_verifies_and_a_forged_pairing_
     let (material, payload, signature) = classic_layer("");
     let bundle =
         classic_bundle(&material, ClassicContent::Message { payload: &payload, signature_b64: &signature }).unwrap();
-    let err = keyless::verify(&other, &bundle, sigstore_types::Artifact::from_blob(&payload)).unwrap_err();
+    let err = keyless::verify(&other, &bundle, sigstore_types::Artifact::from_blob(&payload)).unwrap_err().to_string();
     assert!(err.contains("none of the authority's identities"), "{err}");
 }
 
@@ -234,7 +236,7 @@ fn the_webhooks_keyless_path_gives_the_suites_answer() {
             Ok(json) => TrustRoot::from_json(&json, "the case's trust root".into()),
             Err(_) => TrustRoot::public_good(),
         };
-        let keyless = root.map(|root| Keyless {
+        let keyless = root.map_err(|e| e.to_string()).map(|root| Keyless {
             identities: vec![Identity {
                 issuer: Matcher::Exact(read_trimmed(&dir.join("issuer")).unwrap_or_else(|| DEFAULT_ISSUER.into())),
                 subject: Matcher::Exact(read_trimmed(&dir.join("identity")).unwrap_or_else(|| DEFAULT_IDENTITY.into())),
@@ -253,6 +255,7 @@ fn the_webhooks_keyless_path_gives_the_suites_answer() {
             let bundle = sigstore_types::Bundle::from_json(&json).map_err(|e| e.to_string())?;
             trustgate::evidence::keyless::verify(&k, &bundle, sigstore_types::Artifact::from_blob(&artifact))
                 .map(|_| ())
+                .map_err(|e| e.to_string())
         });
         checked += 1;
         if result.is_ok() != expect_pass {
