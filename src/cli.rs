@@ -1,6 +1,6 @@
 //! The command line: `serve`, `verify`, `evaluate` and `crds`, each a thin front end over the
 //! same [`Engine`] the webhook uses, so a developer gets the cluster's answer locally; and
-//! `verify-bundle`, the sigstore-conformance entry point over [`BundleVerifier`].
+//! `verify-bundle`, the sigstore-conformance entry point over [`bundle::verify_detached`].
 //!
 //! The flags are [`crate::config`]'s; configuration errors are reported together.
 
@@ -21,11 +21,13 @@ pub use crate::config::{
 };
 use crate::decision::{Decision, Outcome};
 use crate::engine::Engine;
-use crate::evidence::bundle::{self, Authority, BundleError, BundleVerifier};
+use crate::evidence::bundle::{self, Authority};
 use crate::evidence::{Credentials, CredentialsError, Limits, RegistryClient, RegistryConfig, RegistryConfigError};
 use crate::images::{self, WorkloadImage};
 use crate::metrics::Metrics;
-use crate::policy::{ClusterImagePolicy, LoadError, PolicySet, PolicyStore, NAMESPACE_NAME_LABEL};
+use crate::policy::{
+    ClusterImagePolicy, LoadError, PolicySet, PolicyStore, TrustRoot, TrustRootError, NAMESPACE_NAME_LABEL,
+};
 use crate::server::{self, AppState, BoundServer, CertSource, ServeError, Settings};
 
 /// Why a command could not run (distinct from a denial, which is an exit code).
@@ -68,7 +70,7 @@ pub enum CliError {
     TrustRoot {
         what: String,
         #[source]
-        source: BundleError,
+        source: TrustRootError,
     },
 }
 
@@ -344,17 +346,18 @@ fn print_text(subject: &str, decision: &Decision) {
 /// does not.
 pub fn verify_bundle(args: VerifyBundleArgs) -> Result<ExitCode, CliError> {
     let read = |path: &Path| std::fs::read(path).map_err(|source| CliError::Read { path: path.into(), source });
-    let verifier = match &args.trusted_root {
+    let root = match &args.trusted_root {
         Some(path) => {
             let json = String::from_utf8_lossy(&read(path)?).into_owned();
-            BundleVerifier::from_trusted_root_json(&json)
+            TrustRoot::from_json(&json, format!("the trusted root {}", path.display()))
                 .map_err(|source| CliError::TrustRoot { what: path.display().to_string(), source })?
         }
-        None => BundleVerifier::public_good().map_err(|source| CliError::TrustRoot {
+        None => TrustRoot::public_good().map_err(|source| CliError::TrustRoot {
             what: "of the Sigstore public-good instance".to_owned(),
             source,
         })?,
     };
+    let root = Arc::new(root);
     let authority = match (&args.key, args.certificate_identity, args.certificate_oidc_issuer) {
         (Some(path), _, _) => Authority::Key { pem: String::from_utf8_lossy(&read(path)?).into_owned() },
         (None, Some(identity), Some(issuer)) => Authority::Identity { identity, issuer },
@@ -377,7 +380,7 @@ pub fn verify_bundle(args: VerifyBundleArgs) -> Result<ExitCode, CliError> {
         bytes = read(Path::new(&args.artifact))?;
         bundle::Artifact::Bytes(&bytes)
     };
-    match verifier.verify(&bundle_json, artifact, &authority) {
+    match bundle::verify_detached(&root, &bundle_json, artifact, &authority) {
         Ok(verified) => {
             let by = verified.identity.map(|id| format!(" by {id}")).unwrap_or_default();
             println!("VERIFIED {}{by}", args.bundle.display());

@@ -1,29 +1,30 @@
 //! Verification of sigstore bundles (v0.1–v0.3): a message signature or a DSSE envelope, with
 //! its certificate or key, transparency-log entry and timestamps, over one artifact.
 //!
-//! Start at [`BundleVerifier`]: build it once from a trust root ([`BundleVerifier::public_good`]
-//! or a `trusted_root.json`), then call [`BundleVerifier::verify`] with the bundle bytes, the
-//! artifact and the [`Authority`] that must have signed it. The cryptography is the
-//! `sigstore-verify` crate's; this module decides what goes in (an exact identity and issuer,
-//! or a key, never "anyone") and turns every failure into a [`BundleError`]. No network is used:
-//! the public-good root is the snapshot shipped with the crate.
+//! Two entry points: [`verify_referrer`], for the bundles an image carries as OCI referrers
+//! (against a policy's authorities, bound to the image digest), and [`verify_detached`], for
+//! `verify-bundle` (one bundle over one artifact, against an exact identity and issuer or a
+//! key), which runs the same keyless verification, so the conformance suite proves the
+//! webhook's code. The cryptography is the `sigstore-verify` crate's; no network is used: the
+//! public-good root is the snapshot shipped with the crate.
 
 use std::time::SystemTime;
 
-use sigstore_trust_root::{SigstoreInstance, TrustedRoot};
+use std::sync::Arc;
+
 use sigstore_types::{Bundle, DerPublicKey, Sha256Hash};
-use sigstore_verify::{Policy, PublicKeyVerificationPolicy, VerificationPolicy, Verifier};
+use sigstore_verify::PublicKeyVerificationPolicy;
 
 use base64::Engine as _;
 use sigstore_types::SignatureContent;
 
 use super::attest::{bound_statement, pae, sha256_artifact, Rejected, VerifiedStatement, IN_TOTO_PAYLOAD_TYPE};
 use super::cosign::signature_verifies;
-use super::keyless;
+use super::keyless::{self, KeylessError};
 use super::BundleLayer;
 use crate::images::Digest;
 use crate::policy::predicate::COSIGN_SIGN;
-use crate::policy::{Signer, SignerId, TrustedKey};
+use crate::policy::{Identity, Keyless, Matcher, Signer, SignerId, TrustRoot, TrustedKey};
 
 /// What a verified referrer bundle vouches for.
 #[derive(Debug, Clone, PartialEq)]
@@ -176,10 +177,6 @@ pub struct Verified {
 /// Why a bundle was not verified, or could not be.
 #[derive(Debug, thiserror::Error)]
 pub enum BundleError {
-    #[error("the trusted root is invalid")]
-    TrustRoot(#[source] sigstore_trust_root::Error),
-    #[error("the trusted root cannot be used for verification")]
-    Verifier(#[source] sigstore_verify::Error),
     #[error("the bundle is {size} bytes, over trustgate's cap of {MAX_BUNDLE_BYTES}")]
     TooLarge { size: usize },
     #[error("the bundle is not a valid sigstore bundle")]
@@ -190,71 +187,69 @@ pub enum BundleError {
     Digest(String),
     #[error("the bundle did not verify")]
     Verify(#[source] sigstore_verify::Error),
+    #[error(transparent)]
+    Keyless(KeylessError),
 }
 
-/// Verifies bundles against one trust root (its CAs, log keys and timestamp authorities).
-pub struct BundleVerifier {
-    verifier: Verifier,
-}
-
-impl std::fmt::Debug for BundleVerifier {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("BundleVerifier").finish_non_exhaustive()
+/// Verifies a detached bundle (`verify-bundle`, the sigstore-conformance protocol) over
+/// `artifact`, signed by `authority`, against `root`. A certificate identity is checked by the
+/// webhook's own keyless verification ([`keyless::verify`], exact issuer and subject, a log
+/// entry required), so the conformance suite proves the code policies use. A managed key is
+/// checked with its log entry and timestamps too, as the suite requires of a bundle; the webhook
+/// trusts a key signature by its key alone (see [`verify_referrer`]).
+pub fn verify_detached(
+    root: &Arc<TrustRoot>,
+    bundle: &[u8],
+    artifact: Artifact<'_>,
+    authority: &Authority,
+) -> Result<Verified, BundleError> {
+    if bundle.len() > MAX_BUNDLE_BYTES {
+        return Err(BundleError::TooLarge { size: bundle.len() });
     }
-}
-
-impl BundleVerifier {
-    /// The Sigstore public-good instance, from the snapshot shipped with the sigstore crates.
-    pub fn public_good() -> Result<Self, BundleError> {
-        let root = TrustedRoot::from_embedded(SigstoreInstance::PublicGood).map_err(BundleError::TrustRoot)?;
-        Self::new(&root)
-    }
-
-    /// A trust root from a sigstore `trusted_root.json` document.
-    pub fn from_trusted_root_json(json: &str) -> Result<Self, BundleError> {
-        let root = TrustedRoot::from_json(json).map_err(BundleError::TrustRoot)?;
-        Self::new(&root)
-    }
-
-    fn new(root: &TrustedRoot) -> Result<Self, BundleError> {
-        Ok(Self { verifier: Verifier::new(root).map_err(BundleError::Verifier)? })
-    }
-
-    /// Verifies `bundle` (its JSON bytes) over `artifact`, signed by `authority`: the signature,
-    /// the certificate chain at the signing time and its identity, the transparency-log entry
-    /// and its binding to this signature and artifact, and any timestamps.
-    pub fn verify(
-        &self,
-        bundle: &[u8],
-        artifact: Artifact<'_>,
-        authority: &Authority,
-    ) -> Result<Verified, BundleError> {
-        if bundle.len() > MAX_BUNDLE_BYTES {
-            return Err(BundleError::TooLarge { size: bundle.len() });
+    let artifact: sigstore_types::Artifact<'_> = match artifact {
+        Artifact::Bytes(bytes) => bytes.into(),
+        Artifact::Digest(digest) => {
+            Sha256Hash::from_hex(digest.hex()).map_err(|_| BundleError::Digest(digest.to_string()))?.into()
         }
-        let artifact: sigstore_types::Artifact<'_> = match artifact {
-            Artifact::Bytes(bytes) => bytes.into(),
-            Artifact::Digest(digest) => {
-                Sha256Hash::from_hex(digest.hex()).map_err(|_| BundleError::Digest(digest.to_string()))?.into()
-            }
-        };
-        // The policy first: a bad key is a configuration error, whatever the bundle holds.
-        let policy: Box<dyn Policy> = match authority {
-            Authority::Key { pem } => {
-                Box::new(PublicKeyVerificationPolicy::new(DerPublicKey::from_pem(pem).map_err(BundleError::Key)?))
-            }
-            Authority::Identity { identity, issuer } => {
-                Box::new(VerificationPolicy::new(identity.as_str(), issuer.as_str()))
-            }
-        };
-        let bundle: Bundle =
-            serde_json::from_slice(bundle).map_err(|e| BundleError::Parse(sigstore_types::Error::Json(e)))?;
-        let result = self.verifier.verify(artifact, &bundle, policy.as_ref()).map_err(BundleError::Verify)?;
-        Ok(Verified {
-            identity: result.identity().map(|san| san.as_str().to_owned()),
-            issuer: result.issuer().map(str::to_owned),
-            signed_at: result.verified_timestamps().iter().min().map(|t| SystemTime::from(*t)),
-        })
+    };
+    // The key first: a bad key is a configuration error, whatever the bundle holds.
+    enum Signer {
+        Key(DerPublicKey),
+        Identity(Keyless),
+    }
+    let signer = match authority {
+        Authority::Key { pem } => Signer::Key(DerPublicKey::from_pem(pem).map_err(BundleError::Key)?),
+        Authority::Identity { identity, issuer } => Signer::Identity(Keyless {
+            identities: vec![Identity {
+                issuer: Matcher::Exact(issuer.clone()),
+                subject: Matcher::Exact(identity.clone()),
+            }],
+            trust_root: root.clone(),
+            require_log: true,
+        }),
+    };
+    let bundle: Bundle =
+        serde_json::from_slice(bundle).map_err(|e| BundleError::Parse(sigstore_types::Error::Json(e)))?;
+    match signer {
+        Signer::Identity(keyless) => {
+            let certified = keyless::verify(&keyless, &bundle, artifact).map_err(BundleError::Keyless)?;
+            Ok(Verified {
+                identity: Some(certified.subject),
+                issuer: Some(certified.issuer),
+                signed_at: certified.signed_at,
+            })
+        }
+        Signer::Key(key) => {
+            let result = root
+                .verifier()
+                .verify(artifact, &bundle, &PublicKeyVerificationPolicy::new(key))
+                .map_err(BundleError::Verify)?;
+            Ok(Verified {
+                identity: None,
+                issuer: None,
+                signed_at: result.verified_timestamps().iter().min().map(|t| SystemTime::from(*t)),
+            })
+        }
     }
 }
 
@@ -264,28 +259,35 @@ mod tests {
 
     const KEY: &str = "-----BEGIN PUBLIC KEY-----\nMFkwEwYHKoZIzj0CAQYIKoZIzj0DAQcDQgAEYI4heOTrNrZO27elFE8ynfrdPMik\nttRkbe+vJKQ50G6bfwQ3WyhLpRwwwohelDAm8xRzJ56nYsIa3VHivVvpmA==\n-----END PUBLIC KEY-----\n";
 
-    fn public_good() -> BundleVerifier {
-        BundleVerifier::public_good().expect("the shipped public-good root loads")
+    fn public_good() -> Arc<TrustRoot> {
+        Arc::new(TrustRoot::public_good().expect("the shipped public-good root loads"))
     }
 
     #[test]
     fn hostile_bundles_are_errors_not_panics() {
-        let verifier = public_good();
+        let root = public_good();
         let key = Authority::Key { pem: KEY.to_owned() };
         for bundle in [&b""[..], b"null", b"{}", b"[]", b"{\"mediaType\": 5}", &[0xff; 64][..]] {
-            let err = verifier.verify(bundle, Artifact::Bytes(b"x"), &key).unwrap_err();
+            let err = verify_detached(&root, bundle, Artifact::Bytes(b"x"), &key).unwrap_err();
             assert!(matches!(err, BundleError::Parse(_)), "{err:?}");
         }
         let huge = vec![b' '; MAX_BUNDLE_BYTES + 1];
-        assert!(matches!(verifier.verify(&huge, Artifact::Bytes(b"x"), &key), Err(BundleError::TooLarge { .. })));
+        assert!(matches!(
+            verify_detached(&root, &huge, Artifact::Bytes(b"x"), &key),
+            Err(BundleError::TooLarge { .. })
+        ));
     }
 
     #[test]
     fn a_bad_trusted_root_or_key_says_which() {
-        assert!(matches!(BundleVerifier::from_trusted_root_json("{"), Err(BundleError::TrustRoot(_))));
-        let err = public_good()
-            .verify(b"{}", Artifact::Bytes(b"x"), &Authority::Key { pem: "not a key".to_owned() })
-            .unwrap_err();
+        assert!(matches!(TrustRoot::from_json("{", "x".into()), Err(crate::policy::TrustRootError::Parse(_))));
+        let err = verify_detached(
+            &public_good(),
+            b"{}",
+            Artifact::Bytes(b"x"),
+            &Authority::Key { pem: "not a key".to_owned() },
+        )
+        .unwrap_err();
         assert!(matches!(err, BundleError::Key(_)), "{err:?}");
     }
 }
