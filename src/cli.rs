@@ -8,7 +8,6 @@ use std::io::Read as _;
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 use std::sync::Arc;
-use std::time::Duration;
 
 use kube::CustomResourceExt;
 use serde_json::Value;
@@ -17,7 +16,7 @@ use crate::cache::{CacheConfig, Caches};
 use crate::cluster;
 pub use crate::config::{
     CacheArgs, Cli, Command, ConfigError, CrdsArgs, EvaluateArgs, LocalArgs, LogFormat, Output, PolicyArgs,
-    RegistryArgs, ServeArgs, VerifyArgs, VerifyBundleArgs,
+    RegistryArgs, ServeArgs, ServeConfig, VerifyArgs, VerifyBundleArgs,
 };
 use crate::decision::{Decision, Outcome};
 use crate::engine::Engine;
@@ -28,7 +27,7 @@ use crate::metrics::Metrics;
 use crate::policy::{
     ClusterImagePolicy, LoadError, PolicySet, PolicyStore, TrustRoot, TrustRootError, NAMESPACE_NAME_LABEL,
 };
-use crate::server::{self, AppState, BoundServer, CertSource, ServeError, Settings};
+use crate::server::{self, AppState, BoundServer, ServeError};
 
 /// Why a command could not run (distinct from a denial, which is an exit code).
 #[derive(Debug, thiserror::Error)]
@@ -88,18 +87,8 @@ pub mod exit {
     pub const ERROR: u8 = 2;
 }
 
+/// The registry client the flags describe (checked by [`RegistryArgs::problems`]).
 fn registry_client(registry: &RegistryArgs, metrics: Arc<Metrics>) -> Result<RegistryClient, CliError> {
-    let mut problems = Vec::new();
-    for host in &registry.insecure_registries {
-        if host.is_empty() || host.contains('/') {
-            problems.push(format!("--insecure-registry {host:?} must be HOST or HOST:PORT"));
-        } else if let Err(why) = images::canonical_host(host) {
-            problems.push(format!("--insecure-registry {host:?}: {why}"));
-        }
-    }
-    if !problems.is_empty() {
-        return Err(ConfigError(problems).into());
-    }
     let credentials = match &registry.registry_config {
         Some(path) => Credentials::from_docker_config(path)?,
         None => Credentials::default(),
@@ -115,64 +104,20 @@ fn registry_client(registry: &RegistryArgs, metrics: Arc<Metrics>) -> Result<Reg
 }
 
 /// The engine of `verify` and `evaluate`: policies from `--policies DIR`.
-fn file_engine(policy: &PolicyArgs, registry: &RegistryArgs) -> Result<Arc<Engine>, CliError> {
-    let Some(dir) = &policy.policies else {
-        return Err(invalid(vec!["--policies DIR is required".to_owned()]));
-    };
+fn file_engine(args: &LocalArgs) -> Result<Arc<Engine>, CliError> {
+    let config = args.validate()?;
     let metrics = Arc::new(Metrics::default());
-    let client = registry_client(registry, metrics.clone())?;
-    let trust_root = policy.default_trust_root()?;
-    let policies = PolicySet::load_dir(dir, &trust_root)?;
+    let client = registry_client(&args.registry, metrics.clone())?;
+    let policies = PolicySet::load_dir(&config.policies, &config.trust_root)?;
     let caches = Caches::new(CacheConfig::default());
-    Ok(Arc::new(Engine::new(policies, Arc::new(client), caches, policy.unmatched, metrics)))
+    Ok(Arc::new(Engine::new(policies, Arc::new(client), caches, args.policy.unmatched, metrics)))
 }
 
 /// Runs `serve` until SIGTERM.
 pub async fn serve(args: ServeArgs) -> Result<(), CliError> {
-    let mut problems = Vec::new();
-    let certs = match (&args.tls_cert, &args.tls_key, args.self_signed) {
-        (Some(cert), Some(key), false) => {
-            Some(CertSource::Files { cert: cert.clone(), key: key.clone(), reload_interval: Duration::from_secs(2) })
-        }
-        (None, None, true) => {
-            let mut names = vec!["localhost".to_owned(), "127.0.0.1".to_owned(), "::1".to_owned()];
-            names.extend(args.self_signed_names.iter().cloned());
-            Some(CertSource::SelfSigned { names, ca_out: args.self_signed_ca.clone() })
-        }
-        (_, _, true) => {
-            problems.push("--self-signed cannot be combined with --tls-cert/--tls-key".to_owned());
-            None
-        }
-        (None, None, false) => {
-            problems.push("give --tls-cert and --tls-key, or --self-signed for local use".to_owned());
-            None
-        }
-        _ => {
-            problems.push("--tls-cert and --tls-key go together".to_owned());
-            None
-        }
-    };
-    if args.max_request_bytes < 3 << 20 {
-        problems
-            .push(format!("--max-request-bytes {} is below the 3 MiB the API server may send", args.max_request_bytes));
-    }
-    if !problems.is_empty() {
-        return Err(ConfigError(problems).into());
-    }
+    let ServeConfig { certs, trust_root, settings, cache } = args.validate()?;
     let metrics = Arc::new(Metrics::default());
-    let cache = CacheConfig {
-        positive_ttl: args.cache.cache_ttl,
-        negative_ttl: args.cache.negative_cache_ttl,
-        tag_ttl: args.cache.tag_cache_ttl,
-        max_entries: args.cache.cache_size,
-    };
     let registry = Arc::new(registry_client(&args.registry, metrics.clone())?);
-    let trust_root = args.policy.default_trust_root()?;
-    let settings = Settings {
-        max_body_bytes: args.max_request_bytes,
-        default_timeout: args.default_timeout,
-        ..Settings::default()
-    };
     let state = match &args.policy.policies {
         Some(dir) => {
             let policies = PolicySet::load_dir(dir, &trust_root)?;
@@ -196,10 +141,6 @@ pub async fn serve(args: ServeArgs) -> Result<(), CliError> {
             state
         }
     };
-    let Some(certs) = certs else {
-        // Every combination without certificates was refused above.
-        return Err(invalid(vec!["give --tls-cert and --tls-key, or --self-signed".to_owned()]));
-    };
     let bound = BoundServer::bind(args.listen, args.probe_listen, certs, state).await?;
     bound.run(server::shutdown_signal()).await;
     Ok(())
@@ -207,7 +148,7 @@ pub async fn serve(args: ServeArgs) -> Result<(), CliError> {
 
 /// Runs `verify`; returns the exit code.
 pub async fn verify(args: VerifyArgs) -> Result<ExitCode, CliError> {
-    let engine = file_engine(&args.local.policy, &args.local.registry)?;
+    let engine = file_engine(&args.local)?;
     let images = [WorkloadImage { path: "image".into(), container: String::new(), image: args.image.clone() }];
     let labels = args.namespace_labels.unwrap_or_default();
     let decision = engine.evaluate(&images, &labels, tokio::time::Instant::now() + args.local.timeout).await;
@@ -228,7 +169,7 @@ pub async fn evaluate(args: EvaluateArgs) -> Result<ExitCode, CliError> {
         std::fs::read_to_string(&args.file).map_err(|source| CliError::Read { path: args.file.clone(), source })?
     };
     let objects = manifest_objects(&text, &args.file)?;
-    let engine = file_engine(&args.local.policy, &args.local.registry)?;
+    let engine = file_engine(&args.local)?;
     let deadline = tokio::time::Instant::now() + args.local.timeout;
     let mut worst = exit::ADMITTED;
     let mut results = Vec::new();

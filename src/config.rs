@@ -8,8 +8,11 @@ use std::time::Duration;
 
 use clap::{Args, Parser, Subcommand, ValueEnum};
 
+use crate::cache::CacheConfig;
 use crate::decision::Unmatched;
+use crate::images;
 use crate::policy::{DefaultTrustRoot, Labels, TrustRoot};
+use crate::server::{CertSource, Settings};
 
 /// Configuration problems, each naming the flag at fault; reported together.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -233,6 +236,112 @@ pub struct VerifyBundleArgs {
     pub artifact: String,
 }
 
+impl RegistryArgs {
+    /// What is wrong with these flags, each naming its flag.
+    pub fn problems(&self) -> Vec<String> {
+        let mut problems = Vec::new();
+        for host in &self.insecure_registries {
+            if host.is_empty() || host.contains('/') {
+                problems.push(format!("--insecure-registry {host:?} must be HOST or HOST:PORT"));
+            } else if let Err(why) = images::canonical_host(host) {
+                problems.push(format!("--insecure-registry {host:?}: {why}"));
+            }
+        }
+        problems
+    }
+}
+
+/// What `serve` runs with, every flag checked.
+#[derive(Debug)]
+pub struct ServeConfig {
+    pub certs: CertSource,
+    pub trust_root: DefaultTrustRoot,
+    pub settings: Settings,
+    pub cache: CacheConfig,
+}
+
+impl ServeArgs {
+    /// Checks every flag and their combinations; all problems are reported together.
+    pub fn validate(&self) -> Result<ServeConfig, ConfigError> {
+        let mut problems = Vec::new();
+        let certs = match (&self.tls_cert, &self.tls_key, self.self_signed) {
+            (Some(cert), Some(key), false) => Some(CertSource::Files {
+                cert: cert.clone(),
+                key: key.clone(),
+                reload_interval: Duration::from_secs(2),
+            }),
+            (None, None, true) => {
+                let mut names = vec!["localhost".to_owned(), "127.0.0.1".to_owned(), "::1".to_owned()];
+                names.extend(self.self_signed_names.iter().cloned());
+                Some(CertSource::SelfSigned { names, ca_out: self.self_signed_ca.clone() })
+            }
+            (_, _, true) => {
+                problems.push("--self-signed cannot be combined with --tls-cert/--tls-key".to_owned());
+                None
+            }
+            (None, None, false) => {
+                problems.push("give --tls-cert and --tls-key, or --self-signed for local use".to_owned());
+                None
+            }
+            _ => {
+                problems.push("--tls-cert and --tls-key go together".to_owned());
+                None
+            }
+        };
+        if self.max_request_bytes < 3 << 20 {
+            problems.push(format!(
+                "--max-request-bytes {} is below the 3 MiB the API server may send",
+                self.max_request_bytes
+            ));
+        }
+        problems.extend(self.registry.problems());
+        let trust_root = self.policy.default_trust_root().map_err(|e| problems.extend(e.0)).ok();
+        match (certs, trust_root) {
+            (Some(certs), Some(trust_root)) if problems.is_empty() => Ok(ServeConfig {
+                certs,
+                trust_root,
+                settings: Settings {
+                    max_body_bytes: self.max_request_bytes,
+                    default_timeout: self.default_timeout,
+                    ..Settings::default()
+                },
+                cache: CacheConfig {
+                    positive_ttl: self.cache.cache_ttl,
+                    negative_ttl: self.cache.negative_cache_ttl,
+                    tag_ttl: self.cache.tag_cache_ttl,
+                    max_entries: self.cache.cache_size,
+                },
+            }),
+            _ => Err(ConfigError(problems)),
+        }
+    }
+}
+
+/// What `verify` and `evaluate` run with, every flag checked.
+#[derive(Debug)]
+pub struct LocalConfig {
+    pub policies: PathBuf,
+    pub trust_root: DefaultTrustRoot,
+}
+
+impl LocalArgs {
+    /// Checks every flag; all problems are reported together.
+    pub fn validate(&self) -> Result<LocalConfig, ConfigError> {
+        let mut problems = Vec::new();
+        if self.policy.policies.is_none() {
+            problems.push("--policies DIR is required".to_owned());
+        }
+        problems.extend(self.registry.problems());
+        let trust_root = self.policy.default_trust_root().map_err(|e| problems.extend(e.0)).ok();
+        match (&self.policy.policies, trust_root) {
+            (Some(dir), Some(trust_root)) if problems.is_empty() => {
+                Ok(LocalConfig { policies: dir.clone(), trust_root })
+            }
+            _ => Err(ConfigError(problems)),
+        }
+    }
+}
+
 /// A timeout: more than 0, at most an hour.
 fn timeout(s: &str) -> Result<Duration, String> {
     positive(crate::duration::parse_at_most(s, Duration::from_secs(3600)).map_err(|e| e.to_string())?)
@@ -304,5 +413,43 @@ mod tests {
         .unwrap();
         let Command::Verify(v) = cli.command else { panic!() };
         assert_eq!(v.local.registry.insecure_registries, ["127.0.0.1:5000", "r:1"]);
+    }
+
+    /// Every problem of a `serve` command line is reported at once, each naming its flag.
+    #[test]
+    fn serve_reports_every_problem_together() {
+        let cli = Cli::try_parse_from([
+            "trustgate",
+            "serve",
+            "--tls-cert",
+            "only-cert.pem",
+            "--max-request-bytes",
+            "1024",
+            "--insecure-registry",
+            "a/b",
+            "--trust-root",
+            "/nonexistent/trusted_root.json",
+        ])
+        .unwrap();
+        let Command::Serve(args) = cli.command else { panic!("not serve") };
+        let ConfigError(problems) = args.validate().unwrap_err();
+        assert_eq!(problems.len(), 4, "{problems:#?}");
+        for flag in [
+            "--tls-cert and --tls-key go together",
+            "--max-request-bytes 1024",
+            "--insecure-registry \"a/b\"",
+            "--trust-root",
+        ] {
+            assert!(problems.iter().any(|p| p.contains(flag)), "{flag}: {problems:#?}");
+        }
+    }
+
+    #[test]
+    fn verify_needs_a_policy_directory_and_says_what_else_is_wrong() {
+        let cli = Cli::try_parse_from(["trustgate", "verify", "nginx", "--insecure-registry", ""]).unwrap();
+        let Command::Verify(args) = cli.command else { panic!("not verify") };
+        let ConfigError(problems) = args.local.validate().unwrap_err();
+        assert_eq!(problems.len(), 2, "{problems:#?}");
+        assert!(problems[0].contains("--policies DIR is required"), "{problems:#?}");
     }
 }
