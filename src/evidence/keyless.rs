@@ -77,9 +77,12 @@ pub enum KeylessError {
     NoSignature,
     #[error("the signature was not made by the certificate's key (a certificate paired with another key's signature)")]
     OtherKey,
-    /// Verified, but certified to someone the authority does not accept.
-    #[error("signed by {subject} (issuer {issuer}), which is none of the authority's identities ({accepted})")]
-    OtherIdentity { subject: String, issuer: String, accepted: String },
+    /// Verified, but certified to someone the authority does not accept. `mismatch`: `identity
+    /// mismatch` when some accepted identity has this issuer, `issuer mismatch` when none has.
+    #[error(
+        "{mismatch}: signed by {subject} (issuer {issuer}), which is none of the authority's identities ({accepted})"
+    )]
+    OtherIdentity { mismatch: &'static str, subject: String, issuer: String, accepted: String },
 }
 
 /// Verifies `bundle` over `artifact` (the image digest for bundles and DSSE envelopes, the
@@ -120,7 +123,9 @@ pub fn verify(authority: &Keyless, bundle: &Bundle, artifact: Artifact<'_>) -> R
     {
         Ok(certified)
     } else {
+        let issuer_known = authority.identities.iter().any(|i| i.issuer.matches(&certified.issuer));
         Err(KeylessError::OtherIdentity {
+            mismatch: if issuer_known { "identity mismatch" } else { "issuer mismatch" },
             subject: or_none(&certified.subject).to_owned(),
             issuer: or_none(&certified.issuer).to_owned(),
             accepted: authority
