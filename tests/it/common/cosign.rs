@@ -313,16 +313,7 @@ pub fn copy_signature(registry: &Registry, from: &PushedImage, to: &PushedImage)
             registry.addr
         );
     }
-    let mut skopeo = Command::new(&registry.tools.skopeo);
-    skopeo.args(["--insecure-policy", "copy", "--quiet", "--preserve-digests"]);
-    if let Some((user, password)) = registry.credentials() {
-        let creds = format!("{user}:{password}");
-        skopeo.arg("--src-creds").arg(&creds).arg("--dest-creds").arg(&creds);
-    }
-    run(skopeo
-        .args(["--src-tls-verify=false", "--dest-tls-verify=false"])
-        .arg(format!("docker://{}:{}", from.repo_ref, from.sig_tag()))
-        .arg(format!("docker://{}:{}", to.repo_ref, to.sig_tag())));
+    copy_tag(registry, &format!("{}:{}", from.repo_ref, from.sig_tag()), &format!("{}:{}", to.repo_ref, to.sig_tag()));
 }
 
 /// Copies `from`'s classic attestation manifest (its `sha256-<hex>.att` tag, with blobs) to
@@ -338,6 +329,11 @@ pub fn copy_attestations(registry: &Registry, from: &PushedImage, to: &PushedIma
         );
     }
     assert!(registry.attestation_manifest(from).is_some(), "{} has no {} tag", from.repo_ref, from.att_tag());
+    copy_tag(registry, &format!("{}:{}", from.repo_ref, from.att_tag()), &format!("{}:{}", to.repo_ref, to.att_tag()));
+}
+
+/// Copies one tag's manifest and blobs within the loopback registry, digests preserved.
+fn copy_tag(registry: &Registry, from: &str, to: &str) {
     let mut skopeo = Command::new(&registry.tools.skopeo);
     skopeo.args(["--insecure-policy", "copy", "--quiet", "--preserve-digests"]);
     if let Some((user, password)) = registry.credentials() {
@@ -346,8 +342,8 @@ pub fn copy_attestations(registry: &Registry, from: &PushedImage, to: &PushedIma
     }
     run(skopeo
         .args(["--src-tls-verify=false", "--dest-tls-verify=false"])
-        .arg(format!("docker://{}:{}", from.repo_ref, from.att_tag()))
-        .arg(format!("docker://{}:{}", to.repo_ref, to.att_tag())));
+        .arg(format!("docker://{from}"))
+        .arg(format!("docker://{to}")));
 }
 
 /// The in-toto statement of a DSSE envelope (its base64 `payload`, decoded and parsed; the
