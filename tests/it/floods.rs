@@ -23,6 +23,7 @@ use crate::common::bundles::{OCI_EMPTY_MEDIA_TYPE, SIGSTORE_BUNDLE_V03_MEDIA_TYP
 use crate::common::cosign::{KeyPair, KeyType};
 use crate::common::machine;
 use crate::common::registry::{sha256_digest, Registry, OCI_MANIFEST_MEDIA_TYPE};
+use crate::common::review::pod_review;
 use crate::common::tools::free_port;
 use crate::common::webhook::ServeProcess;
 use crate::common::workspace::write_policy;
@@ -82,36 +83,6 @@ impl Server {
             .unwrap_or_else(|e| panic!("not JSON ({e}): {}", String::from_utf8_lossy(&out.stdout)));
         (answer["response"].clone(), elapsed)
     }
-}
-
-/// A Pod AdmissionReview running `images`, one container each.
-fn pod_review(uid: &str, images: &[String]) -> Value {
-    let containers: Vec<Value> =
-        images.iter().enumerate().map(|(i, image)| json!({"name": format!("c{i}"), "image": image})).collect();
-    json!({
-        "apiVersion": "admission.k8s.io/v1",
-        "kind": "AdmissionReview",
-        "request": {
-            "uid": uid,
-            "kind": {"group": "", "version": "v1", "kind": "Pod"},
-            "resource": {"group": "", "version": "v1", "resource": "pods"},
-            "requestKind": {"group": "", "version": "v1", "kind": "Pod"},
-            "requestResource": {"group": "", "version": "v1", "resource": "pods"},
-            "name": "flood",
-            "namespace": "shop",
-            "operation": "CREATE",
-            "userInfo": {"username": "developer"},
-            "object": {
-                "apiVersion": "v1",
-                "kind": "Pod",
-                "metadata": {"name": "flood", "namespace": "shop"},
-                "spec": {"containers": containers}
-            },
-            "oldObject": null,
-            "dryRun": false,
-            "options": {"apiVersion": "meta.k8s.io/v1", "kind": "CreateOptions"}
-        }
-    })
 }
 
 fn key_policy(dir: &Path, registry: &str, key: &KeyPair) -> PathBuf {

@@ -4,13 +4,8 @@
 
 use std::net::SocketAddr;
 use std::path::Path;
-use std::sync::Arc;
 use std::time::Duration;
 
-use http_body_util::{BodyExt, Full};
-use hyper::body::Bytes;
-use hyper_util::rt::TokioIo;
-use rustls::pki_types::ServerName;
 use serde_json::{json, Value};
 use trustgate::evidence::RegistryConfig;
 use trustgate::server::tls::{self_signed, SelfSigned};
@@ -18,6 +13,7 @@ use trustgate::server::{AppState, BoundServer, CertSource, Settings};
 
 use crate::common::cosign::{KeyPair, KeyType};
 use crate::common::registry::Registry;
+use crate::common::review::{connect, post_review};
 
 fn state(policies: &str, insecure: Vec<String>) -> AppState {
     let registry = RegistryConfig { insecure, timeout: Duration::from_secs(3), ..Default::default() };
@@ -48,52 +44,6 @@ impl Running {
         let _ = self.stop.take().unwrap().send(());
         tokio::time::timeout(Duration::from_secs(15), self.task).await.expect("server stops").unwrap();
     }
-}
-
-type Sender = hyper::client::conn::http1::SendRequest<Full<Bytes>>;
-
-/// Connects like the API server: TLS to the service name with the CA bundle, HTTP/1.1.
-async fn connect(
-    addr: SocketAddr,
-    ca_pem: &str,
-) -> Result<(Sender, rustls::NamedGroup, rustls::ProtocolVersion), String> {
-    let mut roots = rustls::RootCertStore::empty();
-    for cert in rustls_pemfile::certs(&mut ca_pem.as_bytes()) {
-        roots.add(cert.unwrap()).unwrap();
-    }
-    let provider = Arc::new(rustls::crypto::aws_lc_rs::default_provider());
-    let mut config = rustls::ClientConfig::builder_with_provider(provider)
-        .with_safe_default_protocol_versions()
-        .unwrap()
-        .with_root_certificates(roots)
-        .with_no_client_auth();
-    config.alpn_protocols = vec![b"http/1.1".to_vec()];
-    let tcp = tokio::net::TcpStream::connect(addr).await.map_err(|e| e.to_string())?;
-    let tls = tokio_rustls::TlsConnector::from(Arc::new(config))
-        .connect(ServerName::try_from("localhost").unwrap(), tcp)
-        .await
-        .map_err(|e| e.to_string())?;
-    let (_, conn) = tls.get_ref();
-    let group = conn.negotiated_key_exchange_group().expect("key exchange").name();
-    let version = conn.protocol_version().expect("version");
-    assert_eq!(conn.alpn_protocol(), Some(&b"http/1.1"[..]));
-    let (sender, connection) =
-        hyper::client::conn::http1::handshake(TokioIo::new(tls)).await.map_err(|e| e.to_string())?;
-    tokio::spawn(connection);
-    Ok((sender, group, version))
-}
-
-async fn post_review(sender: &mut Sender, review: &Value) -> Value {
-    let request = hyper::Request::post("/validate?timeout=5s")
-        .header("host", "localhost")
-        .header("content-type", "application/json")
-        .body(Full::new(Bytes::from(serde_json::to_vec(review).unwrap())))
-        .unwrap();
-    sender.ready().await.unwrap();
-    let response = sender.send_request(request).await.unwrap();
-    assert_eq!(response.status(), 200);
-    let body = response.into_body().collect().await.unwrap().to_bytes();
-    serde_json::from_slice::<Value>(&body).unwrap()["response"].clone()
 }
 
 fn pod_review(image: &str) -> Value {
@@ -247,4 +197,49 @@ async fn real_cosign_signatures_decide_over_tls() {
     assert!(message.contains("1 signature found, none verified by any of [release-key]"), "{message}");
     server.stop().await;
     drop(registry);
+}
+
+/// Each registry request waits for a turn of its host; no request may wait for one while it
+/// holds another. Before that rule, the referrers lookup held its turn while it fell back to the
+/// `sha256-<hex>` tag (a registry without the referrers API, as distribution 2.8 is), so 16 images
+/// at once held all 16 turns of the host and waited for a 17th until the request timeout: a Pod
+/// of 20 signed images was denied "trustgate is busy". With one turn per host, any such wait is a
+/// deadlock at once; every image of the Pod must verify.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn no_registry_request_waits_for_a_turn_while_holding_one() {
+    let (registry, key, images) = tokio::task::spawn_blocking(|| {
+        let registry = Registry::start();
+        let key = KeyPair::generate(KeyType::P256);
+        let images: Vec<_> = registry.push_minimal_images("shop/api", 3, 1);
+        let refs: Vec<String> = images.iter().map(|i| i.digest_ref.clone()).collect();
+        key.sign_all(&refs, 10, 1);
+        (registry, key, images)
+    })
+    .await
+    .unwrap();
+    let pem = key.public_key_pem.trim().replace('\n', "\n            ");
+    let policy = format!(
+        "apiVersion: trustgate.dev/v1alpha1\nkind: ClusterImagePolicy\nmetadata: {{name: shop-release}}\nspec:\n  images: [{{glob: \"{}/shop/**\"}}]\n  signatures:\n    authorities:\n      - name: release-key\n        key:\n          publicKey: |\n            {pem}\n",
+        registry.addr
+    );
+    let config = RegistryConfig {
+        insecure: vec![registry.addr.clone()],
+        timeout: Duration::from_secs(3),
+        limits: trustgate::evidence::Limits { requests_per_host: 1, ..Default::default() },
+        ..Default::default()
+    };
+    let state = crate::common::webhook::app_state(&policy, config, Settings::default());
+    let generated = self_signed(&["localhost".into()]).unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let server = Running::start(file_certs(dir.path(), &generated, Duration::from_secs(2)), state).await;
+    let (mut sender, _, _) = connect(server.addr, &generated.ca_pem).await.unwrap();
+    // By tag (a resolve first) and by digest, all in one Pod.
+    let mut refs: Vec<String> = images.iter().map(|i| i.tag_ref.clone()).collect();
+    refs.extend(images.iter().map(|i| i.digest_ref.clone()));
+    let started = std::time::Instant::now();
+    let response = post_review(&mut sender, &crate::common::review::pod_review("one-turn", &refs)).await;
+    let elapsed = started.elapsed();
+    assert_eq!(response["allowed"], true, "{response}");
+    assert!(elapsed < Duration::from_secs(3), "answered after {elapsed:?}: a request waited out its timeout");
+    server.stop().await;
 }

@@ -322,7 +322,9 @@ impl Registry for RegistryClient {
         {
             return Ok(d);
         }
-        // No digest header: hash the manifest itself.
+        // No digest header: hash the manifest itself (the HEAD's turn given back first, as no
+        // call may wait for a turn while it holds one).
+        drop(response);
         let response = self.call("resolve", image, Method::GET, &path, Some(MANIFEST_ACCEPT), fetch).await?;
         if !response.status().is_success() {
             return Err(Self::status_error(image, &format!("tag {tag}"), "the image manifest", response.status()));

@@ -34,6 +34,10 @@ impl RegistryClient {
                         | StatusCode::NOT_ACCEPTABLE
                 )
             {
+                // Give the turn back first: the fallback takes one of its own, and a turn held
+                // while waiting for another starves the host's budget (16 images at once on a
+                // registry without the API held them all and waited for a 17th).
+                drop(response);
                 return self.referrers_fallback(image, digest, fetch).await;
             }
             if !status.is_success() {

@@ -194,6 +194,30 @@ impl KeyPair {
         self.sign_with(image_digest_ref, None, CLASSIC_OFFLINE_SIGN_FLAGS);
     }
 
+    /// [`KeyPair::sign`] for many images: `cosign sign` with up to `per_run` references per run
+    /// and `parallel` runs at a time, as the load scenarios sign their thousands of images
+    /// (cosign's own start-up is most of the time of one signature).
+    pub fn sign_all(&self, image_digest_refs: &[String], per_run: usize, parallel: usize) {
+        let chunks: Vec<&[String]> = image_digest_refs.chunks(per_run.max(1)).collect();
+        let next = std::sync::atomic::AtomicUsize::new(0);
+        std::thread::scope(|s| {
+            for _ in 0..parallel.max(1) {
+                s.spawn(|| loop {
+                    let i = next.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                    let Some(chunk) = chunks.get(i) else { break };
+                    run(Command::new(&self.tools.cosign)
+                        .arg("sign")
+                        .arg("--key")
+                        .arg(&self.private_key)
+                        .args(CLASSIC_OFFLINE_SIGN_FLAGS)
+                        .args(chunk.iter())
+                        .current_dir(self.dir.path())
+                        .env("COSIGN_PASSWORD", KEY_PASSWORD));
+                });
+            }
+        });
+    }
+
     /// [`KeyPair::sign`] on `registry`, with its credentials if it requires any
     /// (`--registry-username` / `--registry-password`).
     pub fn sign_on(&self, registry: &Registry, image_digest_ref: &str) {

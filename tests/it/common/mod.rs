@@ -19,6 +19,7 @@
 //! | [`sbom`] | SBOMs from the real syft |
 //! | [`workspace`] | [`workspace::Workspace`]: a policy directory (and registry) that `trustgate verify` / `evaluate` run over |
 //! | [`cli`] | running the `trustgate` binary, and reading its exit code and JSON decision |
+//! | [`review`] | AdmissionReviews, and posting them over TLS keep-alive as the API server does |
 //! | [`webhook`] | the webhook's router state in the test process; `trustgate serve` as a process |
 //! | [`machine`] | the few tests that measure the machine have it alone; the rest share it |
 //!
@@ -34,6 +35,7 @@ pub mod cosign;
 pub mod keyless;
 pub mod machine;
 pub mod registry;
+pub mod review;
 pub mod sbom;
 pub mod tools;
 pub mod webhook;

@@ -372,6 +372,74 @@ impl Registry {
         }
     }
 
+    /// Pushes `count` minimal, distinct OCI images as `REPO:0` … `REPO:<count-1>`: one shared
+    /// layer of a few bytes and a config with a unique label each, uploaded straight through
+    /// the registry API (blob uploads, then the manifest) over `lanes` kept-alive
+    /// connections. For the load scenarios, which need thousands of images: about a
+    /// millisecond each instead of [`Registry::push_image`]'s quarter second of umoci and
+    /// skopeo. No credentials (a registry without authentication).
+    pub fn push_minimal_images(&self, repo: &str, count: usize, lanes: usize) -> Vec<PushedImage> {
+        assert!(self.credentials.is_none(), "push_minimal_images sends no credentials");
+        let token = unique_token(self.dir.path());
+        let layer = format!("trustgate load layer {token}\n").into_bytes();
+        let layer_digest = self.put_blob(repo, &layer);
+        let lanes = lanes.clamp(1, count.max(1));
+        let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build().expect("tokio runtime");
+        let pushed = runtime.block_on(async {
+            let tasks: Vec<_> = (0..lanes)
+                .map(|lane| {
+                    let (addr, repo, token, layer_digest) =
+                        (self.addr.clone(), repo.to_string(), token.clone(), layer_digest.clone());
+                    let layer_size = layer.len();
+                    tokio::spawn(async move {
+                        let mut conn = BulkConnection::open(&addr).await;
+                        let mut out = Vec::new();
+                        for i in (lane..count).step_by(lanes) {
+                            let config = serde_json::to_vec(&serde_json::json!({
+                                "architecture": "amd64",
+                                "os": "linux",
+                                "config": {"Labels": {"trustgate.test": format!("{token}-{i}")}},
+                                "rootfs": {"type": "layers", "diff_ids": [layer_digest]},
+                            }))
+                            .expect("serialize config");
+                            let config_digest = sha256_digest(&config);
+conn.upload_blob(&repo, &config_digest, config.clone()).await;
+                            let manifest = serde_json::to_vec(&serde_json::json!({
+                                "schemaVersion": 2,
+                                "mediaType": OCI_MANIFEST_MEDIA_TYPE,
+                                "config": {"mediaType": "application/vnd.oci.image.config.v1+json", "digest": config_digest, "size": config.len()},
+                                "layers": [{"mediaType": "application/vnd.oci.image.layer.v1.tar", "digest": layer_digest, "size": layer_size}],
+                            }))
+                            .expect("serialize manifest");
+                            conn.send("PUT", &format!("/v2/{repo}/manifests/{i}"), OCI_MANIFEST_MEDIA_TYPE, manifest.clone(), 201).await;
+                            out.push((i, sha256_digest(&manifest)));
+                        }
+                        out
+                    })
+                })
+                .collect();
+            let mut all = Vec::with_capacity(count);
+            for task in tasks {
+                all.extend(task.await.expect("push lane"));
+            }
+            all
+        });
+        let mut pushed = pushed;
+        pushed.sort_unstable();
+        let repo_ref = format!("{}/{repo}", self.addr);
+        pushed
+            .into_iter()
+            .map(|(i, digest)| PushedImage {
+                repo: repo.to_string(),
+                tag: i.to_string(),
+                tag_ref: format!("{repo_ref}:{i}"),
+                digest_ref: format!("{repo_ref}@{digest}"),
+                repo_ref: repo_ref.clone(),
+                digest,
+            })
+            .collect()
+    }
+
     /// `GET /v2/REPO/manifests/REFERENCE` accepting OCI and Docker v2 manifests; `None` on 404.
     /// Panics on any other non-200 answer.
     pub fn manifest(&self, repo: &str, reference: &str) -> Option<serde_json::Value> {
@@ -668,6 +736,64 @@ impl PushedImage {
             digest_ref: format!("{repo_ref}@{}", self.digest),
             repo_ref,
         }
+    }
+}
+
+/// One kept-alive plain-HTTP/1.1 connection to a registry, for [`Registry::push_minimal_images`].
+struct BulkConnection {
+    sender: hyper::client::conn::http1::SendRequest<http_body_util::Full<hyper::body::Bytes>>,
+    host: String,
+}
+
+impl BulkConnection {
+    async fn open(addr: &str) -> BulkConnection {
+        let tcp = tokio::net::TcpStream::connect(addr).await.unwrap_or_else(|e| panic!("connect to {addr}: {e}"));
+        tcp.set_nodelay(true).expect("TCP_NODELAY");
+        let (sender, connection) = hyper::client::conn::http1::handshake(hyper_util::rt::TokioIo::new(tcp))
+            .await
+            .expect("HTTP/1.1 handshake with the registry");
+        tokio::spawn(connection);
+        BulkConnection { sender, host: addr.to_string() }
+    }
+
+    /// Uploads a blob: `POST` to start the upload, `PUT` of the bytes to its `Location`.
+    async fn upload_blob(&mut self, repo: &str, digest: &str, bytes: Vec<u8>) {
+        let location =
+            self.send("POST", &format!("/v2/{repo}/blobs/uploads/"), "application/octet-stream", Vec::new(), 202).await;
+        let location = location.unwrap_or_else(|| panic!("no Location for the upload to {repo}"));
+        let path = match location.find("/v2/") {
+            Some(at) => &location[at..],
+            None => panic!("unexpected upload Location {location}"),
+        };
+        let separator = if path.contains('?') { '&' } else { '?' };
+        self.send("PUT", &format!("{path}{separator}digest={digest}"), "application/octet-stream", bytes, 201).await;
+    }
+
+    /// Sends one request; panics with the registry's answer unless its status is `expect`.
+    /// Returns the answer's `Location` header, if any.
+    async fn send(
+        &mut self,
+        method: &str,
+        path: &str,
+        content_type: &str,
+        body: Vec<u8>,
+        expect: u16,
+    ) -> Option<String> {
+        use http_body_util::BodyExt as _;
+        let request = hyper::Request::builder()
+            .method(method)
+            .uri(path)
+            .header("host", &self.host)
+            .header("content-type", content_type)
+            .body(http_body_util::Full::new(hyper::body::Bytes::from(body)))
+            .expect("a valid request");
+        self.sender.ready().await.expect("registry connection");
+        let response = self.sender.send_request(request).await.unwrap_or_else(|e| panic!("{method} {path}: {e}"));
+        let status = response.status().as_u16();
+        let location = response.headers().get("location").and_then(|v| v.to_str().ok()).map(str::to_string);
+        let answer = response.into_body().collect().await.map(|b| b.to_bytes()).unwrap_or_default();
+        assert_eq!(status, expect, "{method} {path}: {}", String::from_utf8_lossy(&answer));
+        location
     }
 }
 
