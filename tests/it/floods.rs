@@ -63,6 +63,28 @@ impl Server {
         kib / 1024.0
     }
 
+    /// Like [`Server::review`], on a TLS connection opened before the clock starts, as the API
+    /// server keeps its connections to a webhook open: the time is the server's answer alone,
+    /// without a curl process start and a handshake (which took 80-110 ms on a loaded machine).
+    fn review_kept_alive(&self, body: &Value, timeout: &str) -> (Value, Duration) {
+        let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
+        runtime.block_on(async {
+            let ca = std::fs::read_to_string(self.dir.path().join("ca.pem")).unwrap();
+            let addr = format!("127.0.0.1:{}", self.port).parse().unwrap();
+            let (mut sender, _, _) = crate::common::review::connect(addr, &ca).await.expect("connect");
+            let bytes = hyper::body::Bytes::from(serde_json::to_vec(body).unwrap());
+            let started = Instant::now();
+            let (status, answer) =
+                crate::common::review::post(&mut sender, &format!("/validate?timeout={timeout}"), bytes)
+                    .await
+                    .unwrap_or_else(|e| panic!("POST /validate: {e}\n{}", self.log()));
+            let elapsed = started.elapsed();
+            assert_eq!(status, 200, "{}", String::from_utf8_lossy(&answer));
+            let answer: Value = serde_json::from_slice(&answer).expect("an AdmissionReview");
+            (answer["response"].clone(), elapsed)
+        })
+    }
+
     /// POSTs an AdmissionReview with `?timeout=`; the answer's `response` and how long it took.
     fn review(&self, body: &Value, timeout: &str) -> (Value, Duration) {
         let file = self.dir.path().join(format!("review-{}.json", body["request"]["uid"].as_str().unwrap()));
@@ -182,7 +204,7 @@ fn a_flood_of_images_on_a_dead_registry_is_answered_in_time_and_cached_reviews_s
     let flood: Vec<String> = (0..8000).map(|i| format!("{dead_addr}/flood/app{i}:v1")).collect();
     let body = pod_review("deadline-flood", &flood);
     let flooding = std::thread::scope(|s| {
-        let flood = s.spawn(|| server.review(&body, "1s"));
+        let flood = s.spawn(|| server.review_kept_alive(&body, "1s"));
         // Reviews of the cached image while the flood is in progress.
         std::thread::sleep(Duration::from_millis(300));
         let mut cached_times = Vec::new();
@@ -207,7 +229,7 @@ fn a_flood_of_images_on_a_dead_registry_is_answered_in_time_and_cached_reviews_s
         "{message}"
     );
     assert!(message.contains("… and 7980 more"), "one line per image, capped: {message}");
-    // The API server waits 1 s; curl's own start and TLS handshake are in this figure too.
+    // The API server waits 1 s; sending the 8,000-image body is in this figure too.
     assert!(elapsed < Duration::from_millis(1500), "answered after {elapsed:?}");
     let slowest = cached_times.iter().max().unwrap();
     assert!(*slowest < Duration::from_millis(250), "a cached review took {slowest:?} during the flood");
