@@ -46,6 +46,8 @@ impl std::fmt::Display for Run {
 
 /// Runs `trustgate ARGS` with no `TRUSTGATE_*` variables from the test's environment.
 pub fn trustgate(args: &[&str]) -> Run {
+    // A process of its own loads the machine: not while a test measures it.
+    let _machine = super::machine::shared();
     let mut cmd = Command::new(TRUSTGATE);
     cmd.args(args);
     for (name, _) in std::env::vars_os() {

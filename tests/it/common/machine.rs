@@ -5,7 +5,8 @@
 //! to end control plane with its five-second webhook timeout — and must not share it with a
 //! test that signs, scans or pushes meanwhile. They take [`alone`]; everything that loads the
 //! machine holds a [`Shared`] while it lives: each [`Registry`](super::registry::Registry),
-//! and the hostile-registry reviews. While a test waits to be alone, no new share is handed out
+//! each `trustgate` process ([`super::cli::trustgate`], [`super::webhook::ServeProcess`]), and
+//! the hostile-registry reviews. While a test waits to be alone, no new share is handed out
 //! (except to a thread that already holds one, which would otherwise wait on itself), so it
 //! gets the machine as soon as the running tests are done with it.
 

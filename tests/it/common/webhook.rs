@@ -38,6 +38,8 @@ pub struct ServeProcess {
     child: Child,
     log: PathBuf,
     probe: u16,
+    /// Held while the server runs: a server process loads the machine.
+    _machine: super::machine::Shared,
 }
 
 impl ServeProcess {
@@ -45,6 +47,7 @@ impl ServeProcess {
     /// with `env` added to its environment and its output written to `log`, and waits until
     /// `/readyz` answers 200. Panics, with the log, if it is not ready within 30 s.
     pub fn start<S: AsRef<OsStr>>(args: &[S], env: &[(&str, &str)], log: &Path) -> ServeProcess {
+        let machine = super::machine::shared();
         let probe = free_port();
         let file = std::fs::File::create(log).unwrap_or_else(|e| panic!("create {}: {e}", log.display()));
         let child = Command::new(env!("CARGO_BIN_EXE_trustgate"))
@@ -57,7 +60,7 @@ impl ServeProcess {
             .stderr(file)
             .spawn()
             .expect("start trustgate serve");
-        let server = ServeProcess { child, log: log.to_owned(), probe };
+        let server = ServeProcess { child, log: log.to_owned(), probe, _machine: machine };
         let started = Instant::now();
         while !Command::new("curl")
             .args(["-sf", &format!("http://127.0.0.1:{probe}/readyz")])
